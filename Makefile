@@ -1,0 +1,38 @@
+# Two commands do all the set-up on a fresh machine with Python 3.10-3.12 and a C compiler:
+#   make lab    install (once) and open JupyterLab on notebooks/
+#   make test   install (once) and run the tests and the notebooks (quick mode)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.metakit-installed
+# Extra JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --port=8899"
+LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: setup lab test test-fast bench data clean
+
+setup: $(STAMP)
+
+# The stamp makes a second `make lab` start at once; editing the dependencies reinstalls.
+$(STAMP): pyproject.toml tools/install.sh
+	PYTHON="$(PYTHON)" VENV="$(VENV)" bash tools/install.sh
+	@touch $@
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+
+# Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
+test: $(STAMP)
+	METAKIT_QUICK=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -x -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+data: $(STAMP)
+	$(BIN)/python -c "import metakit; metakit.load_glyphs('all', rebuild=True)"
+
+clean:
+	rm -rf $(VENV) .cache data/glyphs-*

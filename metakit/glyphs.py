@@ -1,0 +1,366 @@
+"""The embedded glyph dataset: an Omniglot stand-in drawn from the fonts inside matplotlib.
+
+Each character of a Unicode script or symbol block is rendered in the DejaVu and STIX families,
+thinned to its centre line (Zhang-Suen), and redrawn with a round pen of random width after a
+random slant, rotation, scale, shift and elastic distortion, like a person copying it. The
+result has Omniglot's format: 28x28, dark strokes on white, strokes about as wide as
+Omniglot's pen once its 105x105 drawings are resized to 28x28.
+
+Blank glyphs, the font's missing-glyph box and characters that look like one already kept are
+dropped. Glyphs keep their place in the em box (no cropping), so Braille cells and
+box-drawing pieces stay distinct. The background/evaluation split is by alphabet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import unicodedata
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+VERSION = 1
+CANVAS = 56            # drawing resolution; pooled 2x2 down to 28x28
+FONT_SIZE = 48         # em box ~0.85 of the canvas: drawings as tall as Omniglot's at 28x28
+BASELINE_LIFT = 3      # pixels: centres glyphs where Omniglot's drawers centre theirs
+RENDERINGS = 20        # renderings per character, as Omniglot has 20 drawers
+MAX_PER_ALPHABET = 70  # Omniglot's alphabets hold 14 to 55 characters
+# Bold faces are left out: thinned to their centre lines they equal the regular ones.
+STYLES = ("DejaVuSans", "DejaVuSerif", "DejaVuSansMono", "STIXGeneral",
+          "DejaVuSerif-Italic", "STIXGeneralItalic", "DejaVuSans-Oblique")
+
+# (alphabet, split, code point ranges): Unicode scripts and symbol blocks.
+ALPHABETS = [
+    ("Latin", "background", [(0x41, 0x5A), (0x61, 0x7A)]),
+    ("Latin_Extended", "background", [(0xC0, 0x24F)]),
+    ("IPA", "background", [(0x250, 0x2AF)]),
+    ("Greek", "background", [(0x370, 0x3FF)]),
+    ("Cyrillic", "background", [(0x400, 0x52F)]),
+    ("Hebrew", "background", [(0x5D0, 0x5EA)]),
+    ("Arabic", "background", [(0x620, 0x64A), (0x671, 0x6D3)]),
+    ("Lao", "background", [(0xE80, 0xEFF)]),
+    ("Canadian_Syllabics", "background", [(0x1400, 0x167F)]),
+    ("Ogham", "background", [(0x1680, 0x169F)]),
+    ("Phonetic_Extensions", "background", [(0x1D00, 0x1DBF)]),
+    ("Letterlike_Symbols", "background", [(0x2100, 0x218F)]),
+    ("Arrows", "background", [(0x2190, 0x21FF), (0x27F0, 0x27FF)]),
+    ("Mathematical_Operators", "background", [(0x2200, 0x22FF)]),
+    ("Box_Drawing", "background", [(0x2500, 0x259F)]),
+    ("Miscellaneous_Symbols", "background", [(0x2600, 0x26FF)]),
+    ("Dingbats", "background", [(0x2700, 0x27BF)]),
+    ("Supplemental_Arrows", "background", [(0x2900, 0x297F), (0x2B00, 0x2BFF)]),
+    ("Latin_Extended_CD", "background", [(0x2C60, 0x2C7F), (0xA720, 0xA7FF)]),
+    ("Armenian", "evaluation", [(0x531, 0x58F)]),
+    ("NKo", "evaluation", [(0x7C0, 0x7FF)]),
+    ("Georgian", "evaluation", [(0x10A0, 0x10FF), (0x2D00, 0x2D2F)]),
+    ("Tifinagh", "evaluation", [(0x2D30, 0x2D7F)]),
+    ("Old_Italic", "evaluation", [(0x10300, 0x1032F)]),
+    ("Cyrillic_Extended", "evaluation", [(0xA640, 0xA69F)]),
+    ("Braille", "evaluation", [(0x2800, 0x28FF)]),
+    ("Hexagrams_and_Tetragrams", "evaluation", [(0x4DC0, 0x4DFF), (0x1D300, 0x1D35F)]),
+    ("Geometric_Shapes", "evaluation", [(0x25A0, 0x25FF)]),
+    ("Miscellaneous_Technical", "evaluation", [(0x2300, 0x23FF)]),
+    ("Miscellaneous_Mathematical", "evaluation", [(0x27C0, 0x27EF), (0x2980, 0x29FF)]),
+    ("Supplemental_Math_Operators", "evaluation", [(0x2A00, 0x2AFF)]),
+]
+
+
+def font_paths() -> dict[str, Path]:
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    names = {"DejaVuSans": "DejaVuSans.ttf", "DejaVuSerif": "DejaVuSerif.ttf",
+             "DejaVuSansMono": "DejaVuSansMono.ttf", "STIXGeneral": "STIXGeneral.ttf",
+             "DejaVuSerif-Italic": "DejaVuSerif-Italic.ttf", "STIXGeneralItalic": "STIXGeneralItalic.ttf",
+             "DejaVuSans-Oblique": "DejaVuSans-Oblique.ttf"}
+    return {s: folder / names[s] for s in STYLES}
+
+
+# ---------------------------------------------------------------- drawing
+
+
+def render(ch: str, font: ImageFont.FreeTypeFont) -> np.ndarray:
+    """The glyph as a boolean ink mask on the canvas, placed by its em box, not cropped."""
+    im = Image.new("L", (CANVAS, CANVAS), 0)
+    ImageDraw.Draw(im).text((CANVAS / 2, CANVAS / 2 - BASELINE_LIFT), ch, font=font, fill=255, anchor="mm")
+    return np.asarray(im) >= 96
+
+
+def _thinning_tables() -> torch.Tensor:
+    """For both Zhang-Suen sub-steps, whether a pixel with a given 8-neighbourhood code is deleted."""
+    tables = torch.zeros(2, 256, dtype=torch.bool)
+    for code in range(256):
+        n, ne, e, se, s, sw, w, nw = [(code >> i) & 1 for i in range(8)]
+        ring = [n, ne, e, se, s, sw, w, nw, n]
+        count = sum(ring[:-1])
+        transitions = sum(a == 0 and b == 1 for a, b in zip(ring[:-1], ring[1:]))
+        base = 2 <= count <= 6 and transitions == 1
+        tables[0, code] = base and n * e * s == 0 and e * s * w == 0
+        tables[1, code] = base and n * e * w == 0 and n * s * w == 0
+    return tables
+
+
+_TABLES = _thinning_tables()
+
+
+def thin(masks: torch.Tensor) -> torch.Tensor:
+    """Zhang-Suen thinning of a batch of (B, H, W) boolean masks to one-pixel centre lines."""
+    img = masks.to(torch.uint8).clone()
+    active = torch.arange(len(img))
+    weights = [1, 2, 4, 8, 16, 32, 64, 128]
+    while len(active):
+        sub = img[active]
+        changed = torch.zeros(len(active), dtype=torch.bool)
+        for step in (0, 1):
+            p = F.pad(sub, (1, 1, 1, 1)).long()
+            ring = [p[:, :-2, 1:-1], p[:, :-2, 2:], p[:, 1:-1, 2:], p[:, 2:, 2:],
+                    p[:, 2:, 1:-1], p[:, 2:, :-2], p[:, 1:-1, :-2], p[:, :-2, :-2]]
+            code = sum(wt * r for wt, r in zip(weights, ring))
+            delete = (sub == 1) & _TABLES[step][code]
+            sub[delete] = 0
+            changed |= delete.flatten(1).any(1)
+        img[active] = sub
+        active = active[changed]
+    return img.bool()
+
+
+def distance_to(lines: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) Euclidean distance from each pixel to the nearest centre-line pixel."""
+    from scipy.ndimage import distance_transform_edt
+
+    out = np.full(lines.shape, float(CANVAS), dtype=np.float32)
+    for i, m in enumerate(lines.numpy()):
+        if m.any():
+            out[i] = distance_transform_edt(~m)
+    return torch.from_numpy(out)
+
+
+def pen(distance: torch.Tensor, radius) -> torch.Tensor:
+    """Ink of a round antialiased pen of the given radius along the centre lines, in [0, 1]."""
+    return (radius + 0.5 - distance).clamp(0, 1)
+
+
+def to_uint8_28(ink: torch.Tensor) -> np.ndarray:
+    """(B, 56, 56) ink -> (B, 28, 28) uint8 in Omniglot's polarity (white 255 background)."""
+    small = F.avg_pool2d(ink.unsqueeze(1), 2).squeeze(1)
+    return (255 * (1 - small)).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def distort(distance: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A hand's variation: slant, rotation, scale, shift and a smooth elastic field, applied to
+    the distance map so the pen keeps its width."""
+    b = distance.shape[0]
+    u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(b, *shape, generator=g)
+    angle = u(-0.15, 0.15)                      # radians, about +-9 degrees
+    scale = u(0.88, 1.12)
+    slant = u(-0.3, 0.3)
+    shift = u(-0.06, 0.06, 2)                   # in [-1, 1] image coordinates
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin + slant
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, (b, 1, CANVAS, CANVAS), align_corners=False)
+    coarse = torch.randn(b, 2, 4, 4, generator=g) * (2.0 / CANVAS) * 1.4
+    elastic = F.interpolate(coarse, size=(CANVAS, CANVAS), mode="bicubic", align_corners=True)
+    grid = grid + elastic.permute(0, 2, 3, 1)
+    return F.grid_sample(distance.unsqueeze(1), grid, mode="bilinear", padding_mode="border",
+                         align_corners=False).squeeze(1)
+
+
+# ---------------------------------------------------------------- choosing the characters
+
+
+def candidates(cmaps: dict[str, set[int]]):
+    """Yield (alphabet, split, char, styles) for letters and symbols the fonts really draw."""
+    for alphabet, split, ranges in ALPHABETS:
+        chars = []
+        for lo, hi in ranges:
+            for cp in range(lo, hi + 1):
+                ch = chr(cp)
+                cat = unicodedata.category(ch)
+                if cat[0] not in "LS" or cat == "Lm" or unicodedata.decomposition(ch):
+                    continue  # marks, spaces, modifiers and precomposed accented letters
+                styles = [s for s in STYLES if cp in cmaps[s]]
+                if styles:
+                    chars.append((ch, styles))
+        yield alphabet, split, chars
+
+
+def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress: bool = True) -> dict:
+    """Build the glyph dataset in memory.
+
+    Args:
+        seed: seeds every random choice; the same seed gives the same arrays.
+        renderings: images per character (at least 10 for the default data).
+        alphabets: names from ``ALPHABETS`` to build (default: all).
+    Returns:
+        A dict of numpy arrays: images (N, 28, 28) uint8, targets (N,), class_names (C,),
+        class_split (C,), codepoints (C,).
+    """
+    from fontTools.ttLib import TTFont
+    from tqdm.auto import tqdm
+
+    paths = font_paths()
+    cmaps = {s: set(TTFont(p, lazy=True).getBestCmap()) for s, p in paths.items()}
+    fonts = {s: ImageFont.truetype(str(p), FONT_SIZE) for s, p in paths.items()}
+    notdef = {s: render(chr(0x10FFFD), f) for s, f in fonts.items()}
+    bar = tqdm(total=4, desc="building glyphs", disable=not progress, leave=False)
+
+    # 1. Each candidate in its first style: the canonical drawing that filters and dedupes.
+    items = [(a, split, ch, styles) for a, split, chars in candidates(cmaps)
+             if alphabets is None or a in alphabets for ch, styles in chars]
+    masks = np.stack([render(ch, fonts[styles[0]]) for _, _, ch, styles in items])
+    real = np.array([m.sum() >= 12 and not np.array_equal(m, notdef[st[0]])
+                     for m, (*_, st) in zip(masks, items)])
+    canon = pen(distance_to(thin(torch.from_numpy(masks))), 1.45)   # (C, 56, 56)
+    bar.update()
+
+    # 2. Drop what is too small to read as a character, and look-alikes of one kept before.
+    ink = canon > 0.5
+    rows, cols = ink.any(2), ink.any(1)
+    extent = lambda m: (m.float() * torch.arange(CANVAS)).amax(1) - torch.where(
+        m, torch.arange(CANVAS), CANVAS).amin(1) + 1
+    big = (ink.flatten(1).sum(1) >= 20) & (torch.maximum(extent(rows), extent(cols)) >= 0.3 * CANVAS)
+    small = F.avg_pool2d(canon.unsqueeze(1), 2).flatten(1)          # (C, 784)
+    keep = select_distinct(small, torch.from_numpy(real) & big)
+    bar.update()
+
+    # 3. Cap alphabets at Omniglot-like sizes, evenly across each block.
+    classes = []
+    by_alpha: dict[str, list[int]] = {}
+    for i in np.flatnonzero(keep):
+        by_alpha.setdefault(items[i][0], []).append(int(i))
+    for idx in by_alpha.values():
+        if len(idx) > MAX_PER_ALPHABET:
+            idx = [idx[j] for j in np.linspace(0, len(idx) - 1, MAX_PER_ALPHABET).round().astype(int)]
+        classes += idx
+    classes.sort()
+
+    # 4. Every style of the kept characters, as centre-line distance maps.
+    styled, owner = [], []
+    for label, i in enumerate(classes):
+        ch, styles = items[i][2], items[i][3]
+        for s in styles:
+            m = masks[i] if s == styles[0] else render(ch, fonts[s])
+            if m.sum() >= 12 and not np.array_equal(m, notdef[s]):
+                styled.append(m)
+                owner.append(label)
+    dist = distance_to(thin(torch.from_numpy(np.stack(styled))))
+    owner = torch.tensor(owner)
+    bar.update()
+
+    # 5. Draw each kept character `renderings` times by different hands.
+    g = torch.Generator().manual_seed(seed)
+    images = []
+    for label in range(len(classes)):
+        rows_ = (owner == label).nonzero().flatten()
+        pick = rows_[torch.arange(renderings) % len(rows_)]         # cycle through the styles
+        radius = 1.2 + 0.5 * torch.rand(renderings, 1, 1, generator=g)  # Omniglot-wide strokes
+        images.append(to_uint8_28(pen(distort(dist[pick], g), radius)))
+    bar.update()
+    bar.close()
+    return {
+        "images": np.concatenate(images),
+        "targets": np.repeat(np.arange(len(classes), dtype=np.int64), renderings),
+        "class_names": np.asarray([f"{items[i][0]}/U+{ord(items[i][2]):04X}" for i in classes]),
+        "class_split": np.asarray([items[i][1] for i in classes]),
+        "codepoints": np.asarray([ord(items[i][2]) for i in classes], dtype=np.int64),
+    }
+
+
+def select_distinct(canon: torch.Tensor, eligible: torch.Tensor, threshold: float = 0.25) -> np.ndarray:
+    """Keep eligible characters whose canonical drawing differs from every one kept before.
+
+    Args:
+        canon: (C, D) canonical drawings, ink in [0, 1].
+        eligible: (C,) bool.
+        threshold: the smallest Jaccard distance between the inked pixels of two kept drawings.
+    Returns:
+        (C,) bool mask of the characters kept, the first of each look-alike group winning.
+    """
+    ink = (canon > 0.3).float()
+    inter = ink @ ink.T
+    area = ink.sum(1)
+    distance = (1 - inter / (area[:, None] + area[None, :] - inter).clamp_min(1)).numpy()
+    keep = np.zeros(len(canon), bool)
+    for i in np.flatnonzero(eligible.numpy()):
+        keep[i] = not (distance[i, keep] < threshold).any()
+    return keep
+
+
+# ---------------------------------------------------------------- the cache in data/
+
+ARRAYS = ("images", "targets", "class_names", "class_split", "codepoints")
+
+
+def cache_dir(root=None) -> Path:
+    return Path(root or os.environ.get("METAKIT_DATA") or Path(__file__).resolve().parents[1] / "data")
+
+
+def cache_files(root=None, seed: int = 0) -> tuple[Path, Path]:
+    stem = cache_dir(root) / f"glyphs-v{VERSION}-seed{seed}"
+    return stem.with_suffix(".npz"), stem.with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_cache(root=None, seed: int = 0) -> dict:
+    """Load the cached glyphs, or raise ``ValueError`` saying why the cache cannot be trusted."""
+    data_file, meta_file = cache_files(root, seed)
+    if not data_file.exists() or not meta_file.exists():
+        raise ValueError(f"no cache at {data_file}")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{meta_file} is unreadable ({e})") from None
+    if meta.get("version") != VERSION or meta.get("seed") != seed:
+        raise ValueError(f"{meta_file} was built by another version or seed")
+    if _sha256(data_file) != meta.get("sha256"):
+        raise ValueError(f"{data_file} does not match the checksum recorded when it was built")
+    try:
+        with np.load(data_file, allow_pickle=False) as z:
+            data = {k: z[k] for k in ARRAYS}
+    except Exception as e:  # a truncated or foreign file: any reader error means rebuild
+        raise ValueError(f"{data_file} is unreadable ({e})") from None
+    n, c = len(data["images"]), len(data["class_names"])
+    if (data["images"].shape[1:] != (28, 28) or len(data["targets"]) != n
+            or data["targets"].max(initial=-1) != c - 1 or len(data["class_split"]) != c):
+        raise ValueError(f"{data_file} has inconsistent arrays")
+    return data
+
+
+def load_or_build(root=None, seed: int = 0, rebuild: bool = False, progress: bool = True) -> dict:
+    """The cached glyph arrays for ``seed``, built first if the cache is missing or fails its check."""
+    if not rebuild:
+        try:
+            return check_cache(root, seed)
+        except ValueError as why:
+            if "no cache" not in str(why):
+                warnings.warn(f"Rebuilding the glyph cache: {why}.", stacklevel=3)
+    start = time.perf_counter()
+    data = build(seed=seed, progress=progress)
+    data_file, meta_file = cache_files(root, seed)
+    data_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = data_file.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **data)
+    os.replace(tmp, data_file)  # never leave a half-written cache under the real name
+    meta = {"version": VERSION, "seed": seed, "sha256": _sha256(data_file),
+            "build_seconds": round(time.perf_counter() - start, 2),
+            "alphabets": int(len({n.split("/")[0] for n in data["class_names"]})),
+            "characters": int(len(data["class_names"])), "images": int(len(data["images"]))}
+    meta_file.write_text(json.dumps(meta, indent=1))
+    return data
