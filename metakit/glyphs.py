@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-VERSION = 1
+VERSION = 2
 CANVAS = 56            # drawing resolution; pooled 2x2 down to 28x28
 FONT_SIZE = 48         # em box ~0.85 of the canvas: drawings as tall as Omniglot's at 28x28
 BASELINE_LIFT = 3      # pixels: centres glyphs where Omniglot's drawers centre theirs
@@ -131,6 +131,22 @@ def thin(masks: torch.Tensor) -> torch.Tensor:
     return img.bool()
 
 
+def centre_lines(masks: torch.Tensor) -> torch.Tensor:
+    """Thin (B, H, W) masks, keeping a pixel of every blob that thinning erased (Zhang-Suen
+    deletes 2x2 squares outright, so Braille dots and short dashes would vanish)."""
+    from scipy.ndimage import distance_transform_edt, label, maximum_position
+
+    lines = thin(masks).numpy()
+    for i, m in enumerate(masks.numpy()):
+        blobs, n = label(m)
+        lost = np.setdiff1d(np.arange(1, n + 1), blobs[lines[i]])
+        if len(lost):
+            depth = distance_transform_edt(m)
+            for y, x in maximum_position(depth, blobs, lost):
+                lines[i, y, x] = True
+    return torch.from_numpy(lines)
+
+
 def distance_to(lines: torch.Tensor) -> torch.Tensor:
     """(B, H, W) Euclidean distance from each pixel to the nearest centre-line pixel."""
     from scipy.ndimage import distance_transform_edt
@@ -220,7 +236,7 @@ def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress:
     masks = np.stack([render(ch, fonts[styles[0]]) for _, _, ch, styles in items])
     real = np.array([m.sum() >= 12 and not np.array_equal(m, notdef[st[0]])
                      for m, (*_, st) in zip(masks, items)])
-    canon = pen(distance_to(thin(torch.from_numpy(masks))), 1.45)   # (C, 56, 56)
+    canon = pen(distance_to(centre_lines(torch.from_numpy(masks))), 1.45)   # (C, 56, 56)
     bar.update()
 
     # 2. Drop what is too small to read as a character, and look-alikes of one kept before.
@@ -253,7 +269,7 @@ def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress:
             if m.sum() >= 12 and not np.array_equal(m, notdef[s]):
                 styled.append(m)
                 owner.append(label)
-    dist = distance_to(thin(torch.from_numpy(np.stack(styled))))
+    dist = distance_to(centre_lines(torch.from_numpy(np.stack(styled))))
     owner = torch.tensor(owner)
     bar.update()
 
