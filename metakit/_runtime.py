@@ -41,7 +41,7 @@ def _mps_available() -> bool:
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so a run repeats on the same device.
 
-    learn2learn's TaskDataset draws classes with Python's ``random``, so that is seeded too.
+    learn2learn's Taskset draws classes with Python's ``random``, so that is seeded too.
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -1,4 +1,4 @@
-"""N-way K-shot episodes, drawn with learn2learn's TaskDataset and its task transforms."""
+"""N-way K-shot episodes, drawn with learn2learn's Taskset (its TaskDataset, renamed in 0.2) and task transforms."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def check_episode(dataset, n_way, k_shot, n_query, rotations=False) -> None:
 class EpisodeSampler:
     """Draws N-way K-shot episodes with Q queries per class from an image dataset.
 
-    The classes and examples are chosen by learn2learn's ``TaskDataset`` with the ``NWays``,
+    The classes and examples are chosen by learn2learn's ``Taskset`` (formerly ``TaskDataset``) with the ``NWays``,
     ``KShots``, ``LoadData``, ``RemapLabels`` and ``ConsecutiveLabels`` transforms; this class
     only checks the request, splits each task into support and query, and moves it to ``device``.
 
@@ -96,7 +96,7 @@ class EpisodeSampler:
             l2l.data.transforms.RemapLabels(meta),
             l2l.data.transforms.ConsecutiveLabels(meta),
         ]
-        self.taskset = l2l.data.TaskDataset(meta, task_transforms=transforms, num_tasks=num_tasks)
+        self.taskset = l2l.data.Taskset(meta, task_transforms=transforms, num_tasks=num_tasks)
 
     def sample(self):
         """One episode.
