@@ -1,0 +1,103 @@
+"""Widget callbacks and the small machinery that wires them to ipywidgets.
+
+A callback is a plain function of the control values that returns a matplotlib Figure; tests
+call it directly. :class:`Explorer` shows its figure as a PNG under the controls and, when the
+callback rejects the values (an impossible episode, a diverging learning rate), shows the
+reason in the message area instead of a traceback, keeping the last good plot.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import time
+
+import ipywidgets as W
+
+from ._runtime import seed_everything
+from .episodes import sample_episode
+from .plots import plot_episode
+
+# Errors a learner can cause by moving a control; anything else is a bug and is raised.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def figure_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+def run_safely(fn, **values):
+    """Call ``fn(**values)``. Returns ``(result, None)``, or ``(None, message)`` for a user error."""
+    try:
+        return fn(**values), None
+    except USER_ERRORS as e:
+        return None, str(e)
+
+
+class Explorer:
+    """Controls, a message area and a plot, redrawn by ``fn(**control values)`` on every change.
+
+    Args:
+        fn: callback returning a matplotlib Figure.
+        controls: name -> ipywidgets control; the names are ``fn``'s keyword arguments.
+        extras: more widgets shown beside the controls (a button that moves one of them, say).
+        **fixed: keyword arguments passed to ``fn`` unchanged.
+    """
+
+    def __init__(self, fn, controls: dict, extras=(), **fixed):
+        self.fn, self.controls, self.fixed = fn, controls, fixed
+        self.message = W.HTML()
+        self.image = W.Image(format="png")
+        self.seconds = float("nan")
+        for c in controls.values():
+            c.observe(self.update, names="value")
+        box = W.HBox if len(controls) + len(extras) <= 3 else W.VBox
+        self.ui = W.VBox([box([*controls.values(), *extras]), self.message, self.image])
+        self.update()
+
+    @property
+    def values(self) -> dict:
+        return {name: c.value for name, c in self.controls.items()}
+
+    def update(self, *_):
+        start = time.perf_counter()
+        fig, error = run_safely(self.fn, **self.fixed, **self.values)
+        if error is None:
+            self.image.value = figure_png(fig)
+            self.message.value = ""
+        else:
+            self.message.value = (f'<div style="color:#a40000;border-left:4px solid #a40000;padding:4px 8px">'
+                                  f"<b>Not possible:</b> {html.escape(error)}</div>")
+        self.seconds = time.perf_counter() - start
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.ui)
+
+
+def episode_figure(datasets: dict, dataset: str, n_way: int, k_shot: int, n_query: int,
+                   rotations: bool = False, seed: int = 0):
+    """Notebook 01's callback: draw an episode from ``datasets[dataset]`` and plot it."""
+    seed_everything(seed)  # learn2learn's Taskset picks classes with Python's random
+    episode = sample_episode(datasets[dataset], n_way, k_shot, n_query, rotations=rotations)
+    return plot_episode(*episode, title=f"{dataset}: {n_way}-way {k_shot}-shot, {n_query} queries per class")
+
+
+def episode_explorer(datasets: dict) -> Explorer:
+    """Dropdown for the dataset, sliders for n_way, k_shot, n_query, a rotation switch and a
+    button that draws a new episode."""
+    style = {"description_width": "initial"}
+    controls = {
+        "dataset": W.Dropdown(options=list(datasets), description="dataset"),
+        "n_way": W.IntSlider(5, min=1, max=60, description="n_way", style=style),
+        "k_shot": W.IntSlider(1, min=0, max=20, description="k_shot", style=style),
+        "n_query": W.IntSlider(3, min=0, max=20, description="n_query", style=style),
+        "rotations": W.Checkbox(False, description="rotations as new classes"),
+        "seed": W.IntText(0, description="seed", layout=W.Layout(width="140px")),
+    }
+    new = W.Button(description="new episode", icon="refresh")
+    new.on_click(lambda _: setattr(controls["seed"], "value", controls["seed"].value + 1))
+    return Explorer(episode_figure, controls, extras=[new], datasets=datasets)
