@@ -28,12 +28,16 @@ from ._runtime import device, quick_mode, seed_everything
 from .datasets import (
     ImageClassDataset,
     SinusoidTasks,
+    ink_statistics,
     load_glyphs,
     load_image_folder,
     load_omniglot,
     shared_omniglot_path,
 )
 from .episodes import EpisodeSampler, sample_episode
+from .models import Conv4
+from .protonet import PrototypicalNetwork
+from .training import evaluate, train_episodes
 
 __version__ = "0.1.0"
 
@@ -43,10 +47,15 @@ __all__ = [
     "seed_everything",
     "ImageClassDataset",
     "SinusoidTasks",
+    "ink_statistics",
     "load_glyphs",
     "load_image_folder",
     "load_omniglot",
     "shared_omniglot_path",
     "EpisodeSampler",
     "sample_episode",
+    "Conv4",
+    "PrototypicalNetwork",
+    "train_episodes",
+    "evaluate",
 ]
