@@ -14,7 +14,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 setup: $(STAMP)
 
 # The stamp makes a second `make lab` start at once; editing the dependencies reinstalls.
-$(STAMP): pyproject.toml tools/install.sh
+$(STAMP): pyproject.toml tools/install.sh tools/constraints.txt
 	PYTHON="$(PYTHON)" VENV="$(VENV)" bash tools/install.sh
 	@touch $@
 

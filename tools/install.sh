@@ -7,6 +7,8 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 WHEELS=.cache/wheels          # learn2learn wheels built here, reused by the next fresh venv
 L2L=learn2learn==0.2.0
+# Every pip call below honours these bounds (see the file for why).
+export PIP_CONSTRAINT="$(pwd)/tools/constraints.txt"
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 py="$(cd "$VENV" && pwd)/bin/python"
