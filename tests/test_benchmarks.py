@@ -1,0 +1,24 @@
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+KEYS = ["build_s", "alphabets", "characters", "glyph_5w1s", "glyph_20w1s", "omniglot_5w1s", "omniglot_20w1s"]
+
+
+def test_glyph_benchmark_quick_prints_a_result_line():
+    # one test for the whole script: its fresh glyph build alone takes most of a minute
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "glyphs.py"), "--quick", "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT "), proc.stdout[-3000:]
+    result = dict(item.split("=", 1) for item in last.split()[1:])
+    assert list(result) == KEYS
+    assert float(result["build_s"]) > 0
+    assert int(result["alphabets"]) > 0 and int(result["characters"]) > 0
+    for key in KEYS[3:]:
+        value = float(result[key])
+        assert math.isnan(value) or 0.0 <= value <= 1.0, (key, value)
+    assert 0.0 <= float(result["glyph_5w1s"]) <= 1.0  # the glyphs are always there
