@@ -36,6 +36,8 @@ from .datasets import (
 )
 from .episodes import EpisodeSampler, sample_episode
 from .models import Conv4
+from .matching import MatchingNetwork
+from .metaoptnet import MetaOptNet
 from .protonet import PrototypicalNetwork
 from .training import evaluate, train_episodes
 
@@ -56,6 +58,8 @@ __all__ = [
     "sample_episode",
     "Conv4",
     "PrototypicalNetwork",
+    "MatchingNetwork",
+    "MetaOptNet",
     "train_episodes",
     "evaluate",
 ]

@@ -70,3 +70,19 @@ def test_forward_before_fit_support_raises():
 def test_a_missing_label_raises():
     with pytest.raises(ValueError, match="every label"):
         PrototypicalNetwork(nn.Flatten()).fit_support(torch.rand(2, 1, 28, 28), torch.tensor([0, 2]))
+
+
+def test_cosine_distance_is_scaled_cosine_similarity():
+    x_support, y_support, x_query = episode()
+    model = PrototypicalNetwork(nn.Flatten(), distance="cosine", scale=5.0)
+    model.fit_support(x_support, y_support)
+    expected = 5.0 * torch.nn.functional.cosine_similarity(
+        x_query.flatten(1)[:, None], model.prototypes[None], dim=-1)
+    torch.testing.assert_close(model(x_query), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_distance_can_be_switched_after_fitting_but_not_to_nonsense():
+    model = PrototypicalNetwork(nn.Flatten())
+    model.distance = "cosine"
+    with pytest.raises(ValueError, match="euclidean, cosine"):
+        model.distance = "manhattan"
