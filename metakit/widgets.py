@@ -28,6 +28,12 @@ def figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
+def error_html(message: str) -> str:
+    """A learner's error as the message area shows it: red, prefixed "Not possible:", escaped."""
+    return (f'<div style="color:#a40000;border-left:4px solid #a40000;padding:4px 8px">'
+            f"<b>Not possible:</b> {html.escape(message)}</div>")
+
+
 def run_safely(fn, **values):
     """Call ``fn(**values)``. Returns ``(result, None)``, or ``(None, message)`` for a user error."""
     try:
@@ -68,8 +74,7 @@ class Explorer:
             self.image.value = figure_png(fig)
             self.message.value = ""
         else:
-            self.message.value = (f'<div style="color:#a40000;border-left:4px solid #a40000;padding:4px 8px">'
-                                  f"<b>Not possible:</b> {html.escape(error)}</div>")
+            self.message.value = error_html(error)
         self.seconds = time.perf_counter() - start
 
     def _ipython_display_(self):
@@ -98,6 +103,11 @@ def episode_explorer(datasets: dict) -> Explorer:
         "rotations": W.Checkbox(False, description="rotations as new classes"),
         "seed": W.IntText(0, description="seed", layout=W.Layout(width="140px")),
     }
-    new = W.Button(description="new episode", icon="refresh")
-    new.on_click(lambda _: setattr(controls["seed"], "value", controls["seed"].value + 1))
-    return Explorer(episode_figure, controls, extras=[new], datasets=datasets)
+    return Explorer(episode_figure, controls, extras=[new_episode_button(controls["seed"])], datasets=datasets)
+
+
+def new_episode_button(seed_control) -> W.Button:
+    """A button that bumps a seed control, so every callback watching it draws a new episode."""
+    button = W.Button(description="new episode", icon="refresh")
+    button.on_click(lambda _: setattr(seed_control, "value", seed_control.value + 1))
+    return button

@@ -1,0 +1,53 @@
+"""Train-or-load: long training runs once, by the project's own script, and ships as a checkpoint."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+
+
+def train_or_load(model: torch.nn.Module, path, train, retrain: bool = False) -> dict:
+    """Load ``model``'s weights from ``path``, or train it and save them there.
+
+    Args:
+        model: the network, built with the same architecture as when the checkpoint was saved.
+        path: a ``.pt`` file; a bare name is looked up in ``data/checkpoints/``.
+        train: ``train(model) -> dict`` trains in place and returns what to record with the
+            weights (for example :func:`~metakit.training.train_episodes`'s history).
+        retrain: train even when the checkpoint exists, and overwrite it.
+    Returns:
+        The recorded dict, with ``"loaded": True`` when the weights came from the file.
+    """
+    path = Path(path)
+    if path.parent == Path("."):
+        path = CHECKPOINTS / path
+    if path.exists() and not retrain:
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(saved["state_dict"])
+            return {**saved.get("info", {}), "loaded": True}
+        except Exception as e:  # a truncated file, or one saved from another architecture
+            warnings.warn(f"Could not load the checkpoint {path} ({type(e).__name__}: {e}); training again instead.",
+                          stacklevel=2)
+    info = dict(train(model))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "info": _plain(info)}, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+    return {**info, "loaded": False}
+
+
+def _plain(info: dict) -> dict:
+    """What ``torch.load(weights_only=True)`` can read back: numbers, strings, lists of them."""
+    keep = (int, float, str, bool)
+    out = {}
+    for k, v in info.items():
+        if isinstance(v, keep) or (isinstance(v, list) and all(isinstance(x, keep) for x in v)):
+            out[k] = v
+    return out
