@@ -22,3 +22,16 @@ def test_glyph_benchmark_quick_prints_a_result_line():
         value = float(result[key])
         assert math.isnan(value) or 0.0 <= value <= 1.0, (key, value)
     assert 0.0 <= float(result["glyph_5w1s"]) <= 1.0  # the glyphs are always there
+
+
+def test_metric_benchmark_quick_prints_a_result_line():
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "metric.py"), "--quick", "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    result = dict(item.split("=", 1) for item in last.split()[1:])
+    assert last.startswith("RESULT ")
+    assert list(result) == ["proto_5w1s", "proto_20w1s", "matching_5w1s", "metaopt_5w1s", "proto_omniglot_20w1s"]
+    for key, value in result.items():
+        assert math.isnan(float(value)) or 0.0 <= float(value) <= 1.0, (key, value)
+    assert "5w5s" in proc.stdout and "ms/episode" in proc.stdout
