@@ -36,9 +36,15 @@ from .datasets import (
 )
 from .episodes import EpisodeSampler, sample_episode
 from .models import Conv4
+from .anil import ANIL
+from .gradient_training import meta_evaluate, meta_train
+from .maml import MAML
+from .mamlpp import MAMLPlusPlus
 from .matching import MatchingNetwork
 from .metaoptnet import MetaOptNet
+from .metasgd import MetaSGD
 from .protonet import PrototypicalNetwork
+from .reptile import Reptile
 from .training import evaluate, train_episodes
 
 __version__ = "0.1.0"
@@ -62,4 +68,11 @@ __all__ = [
     "MetaOptNet",
     "train_episodes",
     "evaluate",
+    "MAML",
+    "Reptile",
+    "ANIL",
+    "MetaSGD",
+    "MAMLPlusPlus",
+    "meta_train",
+    "meta_evaluate",
 ]
