@@ -97,7 +97,8 @@ def bench(setting, warmup: int, iterations: int, progress: bool):
             "metakit loop": lambda t: metakit_iteration(model, t, False, **kwargs),
             "metakit vmap": lambda t: metakit_iteration(model, t, True, **kwargs)}
     reference = gradients(model, runs["learn2learn"], tasks[0])
-    diffs = {k: relative_difference(gradients(model, run, tasks[0]), reference) for k, run in runs.items() if k != "learn2learn"}
+    diffs = {k: relative_difference(gradients(model, run, tasks[0]), reference)
+             for k, run in runs.items() if k != "learn2learn"}
     times = {k: [] for k in runs}
     order = list(runs)
     for i in tqdm(range(warmup + iterations), desc=name, disable=not progress, leave=False):
@@ -127,7 +128,8 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; (warm-up, timed) meta-iterations per "
           f"implementation: MLP {counts['mlp']}, Conv-4 {counts['conv']}; ms per meta-iteration (median, mean)",
           flush=True)
-    print(f"Conv-4 on {conv_tasks} tasks per meta-iteration" + (" (--quick; the full run uses 32)" if args.quick else ""))
+    print(f"Conv-4 on {conv_tasks} tasks per meta-iteration"
+          + (" (--quick; the full run uses 32)" if args.quick else ""))
     print(f"{'setting':<14} {'implementation':<22} {'median':>9} {'mean':>9} {'vs l2l':>7} {'grad diff':>10}")
     speedups, worst = {}, 0.0
     for key, make in (("mlp", sinusoid_setting), ("conv", lambda n: glyph_setting(n, conv_tasks))):
@@ -143,7 +145,8 @@ def main(argv=None) -> None:
         speedups[key] = times["learn2learn"][0] / times[default][0]
         worst = max(worst, *diffs.values())
     # other processes on the cores distort multi-threaded timings badly (most of all the vmap path's many small ops)
-    print(f"load average (1 min) at the start {load:.2f}, at the end {os.getloadavg()[0]:.2f}, on {os.cpu_count()} CPUs")
+    print(f"load average (1 min) at the start {load:.2f}, at the end {os.getloadavg()[0]:.2f}, "
+          f"on {os.cpu_count()} CPUs")
     met = {"mlp": speedups["mlp"] >= 3.0, "conv": speedups["conv"] >= 1.0}
     print(f"targets: MLP >= 3x: {'met' if met['mlp'] else 'NOT met'} ({speedups['mlp']:.2f}x); "
           f"Conv-4 no slower: {'met' if met['conv'] else 'NOT met'} ({speedups['conv']:.2f}x)")

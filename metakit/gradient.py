@@ -52,9 +52,13 @@ def functional_forward(model: nn.Module) -> Forward:
 def default_vectorize(model) -> bool:
     """Whether :func:`meta_loss` should ``vmap`` over tasks by default: yes for MLPs, no for conv nets.
 
-    Measured on 2 CPU threads (torch 2.14, second order, ms per meta-iteration, loop -> vmap):
-    sinusoid MLP 1-40-40-1, 25 tasks, 10 shots, 1 step: MEASURE_MLP;
-    Conv4(track_running_stats=False), 32 tasks of 5-way 1-shot, 15 queries, 1 step: MEASURE_CONV.
+    Measured with ``benchmarks/maml_speed.py`` (torch 2.14 on 2 CPU threads, second order, 1 inner
+    step; median ms per meta-iteration, loop / vmap / learn2learn):
+      - sinusoid MLP 1-40-40-1, 25 tasks of 10 + 10 points: 24.7 / 3.2 / 19.4 (vmap 7.7x the loop);
+      - Conv4(track_running_stats=False), 32 tasks of 5-way 1-shot with 15 queries per class:
+        2268 / 11009 / 2154 (vmap 4.9x slower: grouped convolutions and the decomposed BatchNorm
+        of :class:`~metakit.vmap_batchnorm.DecomposedBatchNorm` cost more than the loop saves).
+    The vmap path's many small ops also suffer most when other processes share the cores.
     """
     return not any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()) \
         if isinstance(model, nn.Module) else True

@@ -19,7 +19,11 @@ def sample_tasks(source, meta_batch_size: int):
             ``lambda b: SinusoidTasks().sample(b, k_shot=10, n_query=10)``.
     """
     if hasattr(source, "sample"):
-        episodes = [source.sample() for _ in range(meta_batch_size)]
+        try:
+            episodes = [source.sample() for _ in range(meta_batch_size)]
+        except TypeError as e:  # SinusoidTasks.sample needs sizes: wrap it in a function instead
+            raise TypeError(f"{type(source).__name__}.sample() needs arguments ({e}); pass a function "
+                            "f(meta_batch_size), e.g. lambda b: SinusoidTasks().sample(b, 10, 10).") from None
         return tuple(torch.stack(parts) for parts in zip(*episodes))
     return tuple(source(meta_batch_size)[:4])
 

@@ -158,7 +158,8 @@ def test_diverging_inner_lr_raises_a_helpful_error():
     model = sine_mlp()
     x_support, y_support, _, _ = (t[0] for t in sine_tasks(tasks=1))
     params = dict(model.named_parameters())
-    with pytest.raises(FloatingPointError, match=r"inner loss became .* at step \d+ with inner_lr=1e\+06; lower inner_lr"):
+    message = r"inner loss became .* at step \d+ with inner_lr=1e\+06; lower inner_lr"
+    with pytest.raises(FloatingPointError, match=message):
         adapt(model, params, x_support, y_support, inner_lr=1e6, steps=5, loss_fn=F.mse_loss)
     with pytest.raises(FloatingPointError, match="lower inner_lr"):
         meta_loss(model, params, sine_tasks(), inner_lr=1e6, steps=5, loss_fn=F.mse_loss)

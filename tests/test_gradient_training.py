@@ -66,5 +66,7 @@ def test_divergence_and_missing_budget_raise_clear_errors():
         meta_train(maml, sine_task_fn(), meta_lr=1e8, meta_batch_size=4, iterations=20, progress=False)
     with pytest.raises(ValueError, match="budget"):
         meta_train(maml, sine_task_fn(), meta_lr=1e-3, meta_batch_size=4)
+    with pytest.raises(TypeError, match="pass a function"):
+        meta_train(maml, SinusoidTasks(), meta_lr=1e-3, meta_batch_size=4, iterations=1, progress=False)
     with pytest.raises(ValueError, match="episodes"):
         meta_evaluate(maml, blob_sampler(), episodes=0)
