@@ -192,12 +192,20 @@ def metric_explorers(models: dict, datasets: dict, background, episodes: int = 1
     """
     style = {"description_width": "initial"}
 
+    def methods():
+        return list(dict.fromkeys(m for m, _ in models))
+
     def ways_options():
         return sorted({w for _, w in models})
 
+    def model_choice():
+        """The method and training-ways dropdowns both views start with."""
+        return {"method": W.Dropdown(options=methods(), description="method"),
+                "train_ways": W.Dropdown(options=ways_options(), value=max(ways_options()),
+                                         description="training ways", style=style)}
+
     accuracy = Explorer(metric_accuracy_figure, {
-        "method": W.Dropdown(options=list(dict.fromkeys(m for m, _ in models)), description="method"),
-        "train_ways": W.Dropdown(options=ways_options(), value=max(ways_options()), description="training ways", style=style),
+        **model_choice(),
         "dataset": W.Dropdown(options=list(datasets), description="test on"),
         "n_way": W.IntSlider(5, min=2, max=60, description="n_way"),
         "k_shot": W.IntSlider(1, min=1, max=20, description="k_shot"),
@@ -205,8 +213,7 @@ def metric_explorers(models: dict, datasets: dict, background, episodes: int = 1
     }, models=models, datasets=datasets, episodes=episodes)
     seed = W.IntText(0, description="seed", layout=W.Layout(width="140px"))
     embedding = Explorer(embedding_figure, {
-        "method": W.Dropdown(options=list(dict.fromkeys(m for m, _ in models)), description="method"),
-        "train_ways": W.Dropdown(options=ways_options(), value=max(ways_options()), description="training ways", style=style),
+        **model_choice(),
         "dataset": W.Dropdown(options=list(datasets), description="episode from"),
         "n_way": W.IntSlider(5, min=2, max=20, description="n_way"),
         "k_shot": W.IntSlider(3, min=1, max=10, description="k_shot"),
@@ -215,7 +222,7 @@ def metric_explorers(models: dict, datasets: dict, background, episodes: int = 1
 
     def refresh():
         for ex in (accuracy, embedding):
-            ex.controls["method"].options = list(dict.fromkeys(m for m, _ in models))
+            ex.controls["method"].options = methods()
             ex.controls["train_ways"].options = ways_options()
             ex.update()
 

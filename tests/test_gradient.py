@@ -4,10 +4,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from metakit.datasets import SinusoidTasks
-from metakit.episodes import import_learn2learn
 from metakit.gradient import adapt, default_vectorize, functional_forward, meta_loss
 from metakit.vmap_batchnorm import DecomposedBatchNorm
 from metakit.models import Conv4
+
+from helpers import learn2learn_meta_loss
 
 
 def sine_mlp(hidden=40):
@@ -29,19 +30,6 @@ def image_tasks(tasks=2, n_way=5, k_shot=1, n_query=1, seed=0):
 def tiny_conv4():
     torch.manual_seed(0)
     return Conv4(hidden=4, out_features=5, track_running_stats=False)
-
-
-def learn2learn_meta_loss(model, tasks, *, inner_lr, steps, first_order, loss_fn):
-    """The reference: learn2learn's MAML wrapper, one clone per task, adapt() per inner step."""
-    l2l = import_learn2learn()
-    maml = l2l.algorithms.MAML(model, lr=inner_lr, first_order=first_order)
-    total = 0.0
-    for x_support, y_support, x_query, y_query in zip(*tasks):
-        learner = maml.clone()
-        for _ in range(steps):
-            learner.adapt(loss_fn(learner(x_support), y_support))
-        total = total + loss_fn(learner(x_query), y_query)
-    return total / len(tasks[0])
 
 
 def assert_grads_close(got, expected, rtol=1e-4):

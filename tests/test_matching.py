@@ -6,13 +6,11 @@ from torch import nn
 from metakit.matching import MatchingNetwork
 from metakit.models import Conv4
 
+from helpers import random_episode
+
 
 def episode(n_way=4, k_shot=3, n_query=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x_support = torch.rand(n_way * k_shot, 1, 28, 28, generator=g)
-    y_support = torch.arange(n_way).repeat_interleave(k_shot)
-    x_query = torch.rand(n_way * n_query, 1, 28, 28, generator=g)
-    return x_support, y_support, x_query
+    return random_episode(n_way, k_shot, n_query, seed)
 
 
 def test_logits_shape_and_they_are_log_probabilities():
