@@ -33,7 +33,8 @@ def _device(algorithm) -> torch.device:
 
 
 def meta_train(algorithm, sampler_or_task_fn, *, meta_lr: float, meta_batch_size: int, seconds: float | None = None,
-               iterations: int | None = None, progress: bool = True, optimizer=torch.optim.Adam) -> dict:
+               iterations: int | None = None, progress: bool = True, optimizer=torch.optim.Adam, callback=None,
+               callback_every: float = 1.0) -> dict:
     """Train a gradient method: per meta-iteration, a batch of tasks, its meta-loss, one outer step.
 
     Training stops after ``seconds`` of wall-clock time or ``iterations`` meta-iterations,
@@ -47,6 +48,8 @@ def meta_train(algorithm, sampler_or_task_fn, *, meta_lr: float, meta_batch_size
         progress: show a tqdm bar with the running loss and accuracy (or mse).
         optimizer: the outer optimiser's class; ``torch.optim.SGD`` with ``meta_lr=eps`` makes
             Reptile's update exactly ``theta + eps * (theta_adapted - theta)``.
+        callback: ``callback(history)`` every ``callback_every`` seconds and once at the end
+            (a live plot redraws from it).
     Returns:
         A dict with one float per meta-iteration for each metric (``loss`` and ``acc`` or ``mse``),
         ``iterations`` (the count done) and ``seconds`` (the wall-clock time taken).
@@ -62,7 +65,7 @@ def meta_train(algorithm, sampler_or_task_fn, *, meta_lr: float, meta_batch_size
     by_time = iterations is None
     bar = tqdm(total=round(seconds) if by_time else iterations, unit="s" if by_time else "it",
                desc=f"meta-training {type(algorithm).__name__}", disable=not progress)
-    start = time.perf_counter()
+    start = last_call = time.perf_counter()
     try:
         while not ((iterations is not None and history["iterations"] >= iterations)
                    or (seconds is not None and time.perf_counter() - start >= seconds)):
@@ -86,9 +89,15 @@ def meta_train(algorithm, sampler_or_task_fn, *, meta_lr: float, meta_batch_size
                 shown = {k: f"{sum(v[-20:]) / len(v[-20:]):.3f}" for k, v in history.items() if isinstance(v, list)}
                 bar.set_postfix(shown, refresh=False)  # running means over 20 iterations, steadier to read
                 bar.update(min(time.perf_counter() - start, seconds) - bar.n if by_time else 1)
+            if callback is not None and time.perf_counter() - last_call >= callback_every:
+                history["seconds"] = time.perf_counter() - start
+                callback(history)
+                last_call = time.perf_counter()
     finally:
         bar.close()
     history["seconds"] = time.perf_counter() - start
+    if callback is not None:
+        callback(history)
     return history
 
 

@@ -108,6 +108,28 @@ class MAML(nn.Module):
             params = {n: p.detach() for n, p in self.init_params().items()}
             return gradient.adapt(self.forward_fn(), params, x_support, y_support, first_order=True, **kwargs)
 
+    def adaptation_path(self, x_support, y_support, steps: int | None = None):
+        """The parameters before and after every inner step, for plots of adaptation as it happens.
+
+        Returns:
+            ``(path, support_losses)``: ``steps + 1`` dicts of plain tensors (``path[0]`` the
+            initial parameters) and the (steps,) support losses, each measured before its step.
+        Raises:
+            FloatingPointError: when an inner loss stops being finite (the rate is too large).
+        """
+        steps = self.inner_steps if steps is None else steps
+        kwargs = dict(self.inner_kwargs(steps))
+        only = kwargs.pop("only", None)
+        rate = gradient._rates(kwargs.pop("inner_lr"), kwargs.pop("per_param_lr", None),
+                               kwargs.pop("per_step_lr", None), steps)
+        with torch.no_grad():
+            params = {n: p.detach() for n, p in self.init_params().items()}
+            path, losses = gradient.inner_loop(self.forward_fn(), params, x_support, y_support, steps=steps,
+                                               rate=rate, loss_fn=self.loss_fn or task_loss_fn(y_support),
+                                               first_order=True, only=only)
+        gradient._check_finite(losses, self.inner_lr, None, None)
+        return [params, *path], losses
+
     def predict(self, params: dict, x) -> torch.Tensor:
         """(N, ...) outputs of the network with ``params`` (logits or regression values)."""
         return self.forward_fn()(params, x, max(self.inner_steps - 1, 0))

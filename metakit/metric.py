@@ -68,17 +68,21 @@ def compare(models: dict, test_sets: dict, settings: dict = SETTINGS, episodes: 
     return results
 
 
-def format_table(results: dict) -> str:
-    """One row per (test set, model), one column per setting: ``acc +- ci95``, then ms per episode."""
+def format_table(results: dict, names: dict = NAMES) -> str:
+    """One row per (test set, model), one column per setting: ``acc +- ci95``, then ms per episode.
+
+    Args:
+        names: display names of the models (the keys of ``results`` otherwise).
+    """
     models = list(dict.fromkeys(k[0] for k in results))
     sets = list(dict.fromkeys(k[1] for k in results))
     settings = list(dict.fromkeys(k[2] for k in results))
-    width = max(len(f"{s}, {NAMES.get(m, m)}") for s in sets for m in models)
+    width = max(len(f"{s}, {names.get(m, m)}") for s in sets for m in models)
     lines = [f"{'test set, method':<{width}}  " + "  ".join(f"{s:>15}" for s in settings)
              + f"  {'ms/episode (' + settings[0] + ')':>18}"]
     for s in sets:
         for m in models:
             cells = [f"{results[m, s, x]['acc']:.4f}±{results[m, s, x]['ci95']:.4f}" for x in settings]
-            lines.append(f"{s + ', ' + NAMES.get(m, m):<{width}}  " + "  ".join(f"{c:>15}" for c in cells)
+            lines.append(f"{s + ', ' + names.get(m, m):<{width}}  " + "  ".join(f"{c:>15}" for c in cells)
                          + f"  {results[m, s, settings[0]]['ms']:>18.1f}")
     return "\n".join(lines)

@@ -35,3 +35,16 @@ def test_metric_benchmark_quick_prints_a_result_line():
     for key, value in result.items():
         assert math.isnan(float(value)) or 0.0 <= float(value) <= 1.0, (key, value)
     assert "5w5s" in proc.stdout and "ms/episode" in proc.stdout
+
+
+def test_maml_family_benchmark_quick_prints_a_result_line():
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "maml_family.py"), "--quick", "--no-progress",
+                           "--only", "maml,anil", "--episodes", "4"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT ")
+    result = dict(item.split("=", 1) for item in last.split()[1:])
+    assert list(result) == ["maml_5w1s", "fomaml_5w1s", "reptile_5w1s", "anil_5w1s", "metasgd_5w1s", "mamlpp_5w1s"]
+    assert 0 <= float(result["maml_5w1s"]) <= 1 and math.isnan(float(result["reptile_5w1s"]))  # not run
+    assert "meta-its" in proc.stdout and "target: maml_5w1s" in proc.stdout
