@@ -143,9 +143,11 @@ class ContinualLearner(nn.Module):
 
     def _check(self, x, y, task_id):
         if len(x) != len(y) or len(y) == 0:
-            raise ValueError(f"observe needs a non-empty batch with one label per input; got {len(x)} inputs, {len(y)} labels.")
+            raise ValueError("observe needs a non-empty batch with one label per input; "
+                             f"got {len(x)} inputs, {len(y)} labels.")
         if int(task_id) != task_id or task_id < self.task:
-            raise ValueError(f"task ids must arrive in order 0, 1, 2, ...; got task {task_id!r} after task {self.task}.")
+            raise ValueError(f"task ids must arrive in order 0, 1, 2, ...; "
+                             f"got task {task_id!r} after task {self.task}.")
         self.net.train()
 
     def loss(self, x, y):

@@ -111,9 +111,10 @@ def gem_project(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, max_iter:
 class GEM(ContinualLearner):
     """Gradient episodic memory (Lopez-Paz & Ranzato, 2017): take a step only in a direction
     that increases the loss on no earlier task's memory; when the batch gradient conflicts with
-    one, project it with :func:`gem_project` (a QP per step)."""
+    one, project it with :func:`gem_project` (a QP per step). ``margin`` 0.5 is the "memory
+    strength" of the authors' experiments; 0 gives the exact projection."""
 
-    def __init__(self, net, lr=0.1, memory_per_task: int = 50, margin: float = 0.0):
+    def __init__(self, net, lr=0.1, memory_per_task: int = 50, margin: float = 0.5):
         super().__init__(net, lr)
         self.memory, self.margin = TaskMemory(memory_per_task), margin
         self.projections = 0

@@ -206,7 +206,8 @@ def test_glyph_streams():
     glyphs = metakit.load_glyphs("evaluation")
     for kind in ("permutations", "rotations"):
         stream = glyph_stream(glyphs, kind=kind, n_tasks=3, n_classes=5)
-        assert len(stream) == 3 and stream[0].x_train.shape == (75, 1, 28, 28) and stream[0].x_test.shape == (25, 1, 28, 28)
+        assert len(stream) == 3 and stream[0].x_train.shape == (75, 1, 28, 28)
+        assert stream[0].x_test.shape == (25, 1, 28, 28)
         assert torch.equal(stream[0].y_train, stream[2].y_train)
         assert not torch.equal(stream[0].x_train, stream[1].x_train)
         # a permutation or rotation keeps the ink (rotation loses a little at the corners)
