@@ -76,3 +76,25 @@ __all__ = [
     "meta_train",
     "meta_evaluate",
 ]
+
+# Continual learning and meta-continual learning (notebook 07)
+from .continual import ContinualLearner, TaskMemory, continual_metrics, glyph_stream, run_stream  # noqa: E402
+from .continual_methods import AGEM, EWC, GEM, Replay, gem_project  # noqa: E402
+from .oml import ANML, OnlineLearner, meta_train_online, stream_accuracy  # noqa: E402
+
+__all__ += [
+    "ContinualLearner",
+    "TaskMemory",
+    "continual_metrics",
+    "glyph_stream",
+    "run_stream",
+    "EWC",
+    "Replay",
+    "GEM",
+    "AGEM",
+    "gem_project",
+    "OnlineLearner",
+    "ANML",
+    "meta_train_online",
+    "stream_accuracy",
+]
