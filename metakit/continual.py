@@ -241,8 +241,8 @@ def run_stream(learner: ContinualLearner, stream: list[Task], epochs: int = 1, b
                 loss = learner.observe(task.x_train[rows], task.y_train[rows], i)
                 if not math.isfinite(loss):
                     bar.close()
-                    raise FloatingPointError(f"{type(learner).__name__}'s loss became {loss} on task {i}: "
-                                             f"the learning rate {learner.lr:g} is too large; try a smaller one.")
+                    raise FloatingPointError(f"the loss became {loss} on task {i}: the learning rate "
+                                             f"{learner.lr:g} is too large for this strategy; try a smaller one.")
                 losses.append(loss)
                 bar.update()
         R[i] = [accuracy(learner, t.x_test, t.y_test, j) for j, t in enumerate(stream)]
