@@ -48,3 +48,18 @@ def test_maml_family_benchmark_quick_prints_a_result_line():
     assert list(result) == ["maml_5w1s", "fomaml_5w1s", "reptile_5w1s", "anil_5w1s", "metasgd_5w1s", "mamlpp_5w1s"]
     assert 0 <= float(result["maml_5w1s"]) <= 1 and math.isnan(float(result["reptile_5w1s"]))  # not run
     assert "meta-its" in proc.stdout and "target: maml_5w1s" in proc.stdout
+
+
+def test_continual_benchmark_quick_prints_a_result_line():
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "continual.py"), "--quick", "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT "), proc.stdout[-3000:]
+    result = dict(item.split("=", 1) for item in last.split()[1:])
+    assert list(result) == ["naive_acc", "ewc_acc", "replay_acc", "gem_acc", "agem_acc", "gem_bwt",
+                            "oml_100", "anml_100", "pretrain_100"]
+    for key, value in result.items():
+        assert -1.0 <= float(value) <= 1.0, (key, value)
+    for name in ("naive", "ewc", "replay", "gem", "agem", "oml", "anml", "pretrain"):
+        assert f"\n{name} " in proc.stdout
