@@ -228,3 +228,19 @@ def test_replay_mixes_old_examples_into_the_loss():
     learner.net.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
     learner.loss(stream[1].x_train[:5], stream[1].y_train[:5])
     assert seen == [8]
+
+
+def test_ewc_fisher_by_vmap_matches_a_loop_over_examples():
+    stream = toy_stream(n_tasks=1)
+    learner = EWC(small_net(), lr=0.1)
+    x, y = stream[0].x_train[:7], stream[0].y_train[:7]
+    fisher, anchor = learner.consolidate(x, y)
+    squares = {k: torch.zeros_like(p) for k, p in learner.net.named_parameters()}
+    for xi, yi in zip(x, y):
+        learner.net.zero_grad()
+        torch.nn.functional.cross_entropy(learner.net(xi[None]), yi[None]).backward()
+        for k, p in learner.net.named_parameters():
+            squares[k] += p.grad ** 2 / len(y)
+    for k, p in learner.net.named_parameters():
+        assert torch.allclose(fisher[k], squares[k], atol=1e-7), k
+        assert torch.equal(anchor[k], p.detach())
