@@ -1,15 +1,18 @@
 # Two commands do all the set-up on a fresh machine with Python 3.10-3.12 and a C compiler:
 #   make lab    install (once) and open JupyterLab on notebooks/
 #   make test   install (once) and run the tests and the notebooks (quick mode)
+#   make app    the notebooks as a Voila app: outputs and controls, no code (localhost only)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.metakit-installed
 # Extra JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --port=8899"
 LAB_ARGS ?=
+# Extra Voila options, e.g. make app APP_ARGS="--no-browser --port=8866"
+APP_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test test-fast bench data clean
+.PHONY: setup lab app test test-fast bench data clean
 
 setup: $(STAMP)
 
@@ -20,6 +23,11 @@ $(STAMP): pyproject.toml tools/install.sh tools/constraints.txt
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+
+# Voila runs a notebook when its page is opened (the checkpoints in data/ make that quick) and
+# hides the code; a cell may take up to 10 minutes.
+app: $(STAMP)
+	$(BIN)/voila notebooks --Voila.ip=127.0.0.1 --VoilaExecutor.timeout=600 $(APP_ARGS)
 
 # Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
 test: $(STAMP)

@@ -1,0 +1,46 @@
+"""`make app` serves the notebooks with Voila: outputs and controls, no code. Checked in headless
+Chromium on notebook 02: the page renders with its plots, and a slider redraws the adaptation plot.
+Screenshots: artifacts/browser/app/."""
+
+import drive
+
+
+def test_app_lists_the_notebooks(page, app):
+    base, token = app.split("|")
+    page.goto(f"{base}/voila/tree?token={token}")
+    shots = drive.Shots(page, "app-tree")
+    for name in ("01_few_shot_tasks.ipynb", "02_maml_derivation.ipynb"):
+        page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+    shots("tree")
+
+
+def test_app_renders_notebook_02_and_its_slider_redraws(page, app, record_latency):
+    base, token = app.split("|")
+    # Voila runs the whole notebook (quick mode) before it sends the page
+    page.goto(f"{base}/voila/render/02_maml_derivation.ipynb?token={token}", timeout=300_000)
+    shots = drive.Shots(page, "app-02")
+    explorer = page.locator(drive.EXPLORER)
+    explorer.locator(":scope > img.widget-image").wait_for(timeout=120_000)
+    assert explorer.count() == 1
+    page.locator(".jp-OutputArea-output img").first.wait_for()   # the notebook's static plots
+    shots("rendered", full_page=True)
+    text = page.locator("body").inner_text()
+    assert "widgets.Explorer(" not in text and "import torch" not in text, "the app shows code"
+    assert "MSE on new sines" in text                             # a printed output of the notebook
+    assert not drive.errors_shown(page)
+    assert drive.image_src(explorer) and drive.message(explorer).strip() == ""
+    explorer.scroll_into_view_if_needed()
+    shots("widgets", explorer)
+
+    times = drive.slider_latency(explorer, "k_shot")
+    record_latency("nb02 in the Voila app (k_shot)", times)
+    print(f"app slider to plot: {sorted(times)}")
+    old = drive.image_src(explorer)
+    drive.press_on_slider(explorer, "amplitude", "PageDown")
+    drive.wait_src_change(explorer, old)
+    shots("amplitude-moved", explorer)
+
+    drive.type_in_readout(explorer, "inner_lr", 10)
+    page.wait_for_function("e => e.textContent.includes('Not possible')",
+                           arg=explorer.locator(":scope > .widget-html").element_handle())
+    shots("not-possible", explorer)
