@@ -252,6 +252,15 @@ def message(explorer) -> str:
     return explorer.locator(":scope > .widget-html").inner_text()
 
 
+def wait_message(explorer, contains: str = "", timeout: float = 30) -> str:
+    """Wait until the message area shows ``contains`` (with "", until it is empty); returns its
+    text. The plot and the message are two widgets, updated one after the other."""
+    area = explorer.locator(":scope > .widget-html")
+    area.page.wait_for_function("([e, s]) => s ? e.textContent.includes(s) : !e.textContent.trim()",
+                                arg=[area.element_handle(), contains], timeout=timeout * 1000)
+    return area.inner_text()
+
+
 def wait_src_change(explorer, old: str, timeout: float = 30) -> float:
     """Wait until the plot's src differs from ``old`` and the image has loaded; returns the
     seconds waited."""

@@ -40,15 +40,14 @@ def test_01_episode_explorer(page, lab):
     drive.wait_src_change(explorer, old)
     good = drive.image_src(explorer)
     drive.type_in_readout(explorer, "n_query", 10)         # 15 + 10 > 20 drawings per character
-    page.wait_for_function("e => e.textContent.includes('Not possible')",
-                           arg=explorer.locator(":scope > .widget-html").element_handle())
+    drive.wait_message(explorer, "Not possible")
     assert "Choose" in drive.message(explorer)
     assert drive.image_src(explorer) == good, "the last good plot stays"
     shots("not-possible", explorer)
 
     drive.type_in_readout(explorer, "n_query", 4)          # not 3: the same plot would not be sent again
     drive.wait_src_change(explorer, good)
-    assert drive.message(explorer).strip() == ""
+    drive.wait_message(explorer, "")
     assert not drive.errors_shown(page, drive.CURRENT_NOTEBOOK)
     shots("possible-again", explorer)
 
@@ -70,14 +69,13 @@ def test_02_adaptation_explorer(page, lab, record_latency):
 
     good = drive.image_src(explorer)
     drive.type_in_readout(explorer, "inner_lr", 10)        # SGD at 10 diverges
-    page.wait_for_function("e => e.textContent.includes('Not possible')",
-                           arg=explorer.locator(":scope > .widget-html").element_handle())
+    drive.wait_message(explorer, "Not possible")
     assert "diverged" in drive.message(explorer) and "Lower inner_lr" in drive.message(explorer)
     assert drive.image_src(explorer) == good
     shots("not-possible", explorer)
 
     drive.type_in_readout(explorer, "inner_lr", 0.03)      # not 0.01: the same plot would not be sent again
     drive.wait_src_change(explorer, good)
-    assert drive.message(explorer).strip() == ""
+    drive.wait_message(explorer, "")
     assert not drive.errors_shown(page, drive.CURRENT_NOTEBOOK)
     shots("possible-again", explorer)

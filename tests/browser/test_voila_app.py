@@ -41,6 +41,5 @@ def test_app_renders_notebook_02_and_its_slider_redraws(page, app, record_latenc
     shots("amplitude-moved", explorer)
 
     drive.type_in_readout(explorer, "inner_lr", 10)
-    page.wait_for_function("e => e.textContent.includes('Not possible')",
-                           arg=explorer.locator(":scope > .widget-html").element_handle())
+    drive.wait_message(explorer, "Not possible")
     shots("not-possible", explorer)
