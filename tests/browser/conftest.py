@@ -1,6 +1,7 @@
 """Fixtures of the browser suite: Chromium (Playwright driving Debian's executable), JupyterLab on a
 temporary copy of the notebooks, and the Voila app of `make app`. Every server runs in its own
-process group and is stopped by a finalizer, whether the tests pass or fail.
+process group and is stopped by a finalizer, whether the tests pass or fail; the fixtures are
+per module, so nothing is left running while the rest of `make test` runs.
 
 Without Chromium the suite skips with the install command; with ``METAKIT_BROWSER_REQUIRED=1``
 (set by `.ci/run`) it fails instead, so CI never skips it.
@@ -27,7 +28,7 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     if sys.platform == "win32":
         pytest.skip("the browser suite uses POSIX process groups")
@@ -72,7 +73,7 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab on a temporary copy of notebooks 01 and 02 (the browser autosaves; the committed
     notebooks stay as they are). Yields ``base_url|token``."""
@@ -86,7 +87,7 @@ def lab(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """`make app` (Voila) in quick mode. Yields ``base_url|token``."""
     if shutil.which("make") is None:
