@@ -1,6 +1,6 @@
 """Notebooks 01 and 02 in JupyterLab, driven in headless Chromium the way a learner uses them: run
 all cells from the Run menu, see no error, move a slider and watch the plot change, ask for an
-impossible setting and read the friendly message. Screenshots: artifacts/browser/<test>/."""
+impossible setting and read the friendly message. Screenshots: artifacts/browser/lab-01/, lab-02/."""
 
 import drive
 

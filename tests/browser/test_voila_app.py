@@ -1,6 +1,6 @@
 """`make app` serves the notebooks with Voila: outputs and controls, no code. Checked in headless
 Chromium on notebook 02: the page renders with its plots, and a slider redraws the adaptation plot.
-Screenshots: artifacts/browser/app/."""
+Screenshots: artifacts/browser/app-*/."""
 
 import drive
 
