@@ -7,13 +7,17 @@ glyph evaluation alphabets and on real Omniglot.
     python benchmarks/maml_family.py --save-checkpoints   # also write data/checkpoints/family-<name>.pt,
                                                           # which notebook 03 loads instead of training
     python benchmarks/maml_family.py --threads 1          # one CPU core: the budget is then CPU time
+    python benchmarks/maml_family.py --only "" --threads 1 --target-seconds 590   # the target run alone
 
 Training (metakit.family): 5-way 1-shot episodes with 5 queries per class, 4 tasks per
 meta-iteration, Adam 1e-3, each algorithm's inner loop as in metakit.family.FAMILY. Testing:
 5-way 1-shot and 5-way 5-shot with 15 queries per class, every algorithm on the same episodes,
 adapting with the number of inner steps it was trained with. Target (issue 3): MAML at least
-0.95 on glyph 5-way 1-shot after at most 10 CPU-minutes of meta-training. The last line printed
-is ``RESULT maml_5w1s=... fomaml_5w1s=... reptile_5w1s=... anil_5w1s=... metasgd_5w1s=... mamlpp_5w1s=...``.
+0.95 on glyph 5-way 1-shot after at most 10 CPU-minutes of meta-training, checked by a separate
+target run: a fresh MAML meta-trained for ``--target-seconds`` of this process's CPU time
+(``time.process_time``, so a busy machine does not shorten it), tested on the same 5w1s episodes.
+The last line printed is ``RESULT maml_5w1s=... fomaml_5w1s=... reptile_5w1s=... anil_5w1s=...
+metasgd_5w1s=... mamlpp_5w1s=... maml_target_5w1s=... target_cpu_s=...``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def main(argv=None) -> None:
     parser.add_argument("--episodes", type=int, default=None, help="test episodes (default 600, 20 with --quick)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--only", default=",".join(family.FAMILY), help="comma-separated algorithms to run")
+    parser.add_argument("--target-seconds", type=float, default=None,
+                        help="CPU-seconds of the MAML target run (default 590, 3 with --quick; 0 skips it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--save-checkpoints", action="store_true", help="write data/checkpoints/family-<name>.pt")
@@ -57,6 +63,7 @@ def main(argv=None) -> None:
     seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 300.0)
     episodes = args.episodes if args.episodes is not None else (20 if args.quick else 600)
     names = [n for n in args.only.split(",") if n]
+    target_seconds = args.target_seconds if args.target_seconds is not None else (3.0 if args.quick else 590.0)
     progress = not args.no_progress
     start = time.perf_counter()
     print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} s of meta-training each")
@@ -84,30 +91,40 @@ def main(argv=None) -> None:
               f"({1000 * history['seconds'] / history['iterations']:.0f} ms each), "
               f"last 100 query accuracy {sum(last) / len(last):.3f}", flush=True)
 
-    results = family.compare(algorithms, test_sets, episodes=episodes, seed=args.seed, progress=progress)
-    print(f"\naccuracy over {episodes} test episodes (mean±95% interval), all algorithms on the same episodes:")
-    print(format_table(results, family.NAMES))
-    print("\nthe same with meta-training iterations and time:")
-    print(family.format_summary(results, trained))
+    results = {}
+    if algorithms:
+        results = family.compare(algorithms, test_sets, episodes=episodes, seed=args.seed, progress=progress)
+        print(f"\naccuracy over {episodes} test episodes (mean±95% interval), all algorithms on the same episodes:")
+        print(format_table(results, family.NAMES))
+        print("\nthe same with meta-training iterations and time:")
+        print(family.format_summary(results, trained))
 
-    print("\npapers (full Omniglot, hours on a GPU) and our ratio on real Omniglot, 5w1s / 5w5s:")
-    for name in algorithms:
-        paper, one, five = PAPERS[name]
-        if one is None:
-            print(f"  {family.NAMES[name]:<9} {paper}")
-            continue
-        ours = [results.get((name, "omniglot", s), {"acc": math.nan})["acc"] for s in family.SETTINGS]
-        print(f"  {family.NAMES[name]:<9} {paper}: {one:.3f} (x{ours[0] / one:.2f}) / {five:.3f} (x{ours[1] / five:.2f})")
+        print("\npapers (full Omniglot, hours on a GPU) and our ratio on real Omniglot, 5w1s / 5w5s:")
+        for name in algorithms:
+            paper, one, five = PAPERS[name]
+            if one is None:
+                print(f"  {family.NAMES[name]:<9} {paper}")
+                continue
+            ours = [results.get((name, "omniglot", s), {"acc": math.nan})["acc"] for s in family.SETTINGS]
+            print(f"  {family.NAMES[name]:<9} {paper}: {one:.3f} (x{ours[0] / one:.2f}) / {five:.3f} (x{ours[1] / five:.2f})")
 
     figures = {f"{n}_5w1s": results.get((n, "glyphs", "5w1s"), {"acc": math.nan})["acc"] for n in family.FAMILY}
-    key, goal = TARGET
-    if key in figures and not math.isnan(figures[key]):
-        cpu_min = trained["maml"]["seconds"] * torch.get_num_threads() / 60
-        verdict = "met" if figures[key] >= goal and cpu_min <= 10 else "MISSED"
-        print(f"\ntarget: {key} {figures[key]:.4f} vs >= {goal} after {cpu_min:.1f} CPU-minutes "
-              f"({torch.get_num_threads()} thread(s) x {trained['maml']['seconds']:.0f} s): {verdict}")
+    figures["maml_target_5w1s"], figures["target_cpu_s"] = math.nan, math.nan
+    if target_seconds > 0:
+        metakit.seed_everything(args.seed)
+        maml = family.make_algorithm("maml")
+        history = family.train(maml, background, seconds=target_seconds, progress=progress, clock=time.process_time)
+        target = family.compare({"maml": maml}, {"glyphs": evaluation}, {"5w1s": family.SETTINGS["5w1s"]},
+                                episodes=episodes, seed=args.seed, progress=False)["maml", "glyphs", "5w1s"]
+        figures["maml_target_5w1s"], figures["target_cpu_s"] = target["acc"], history["clock_seconds"]
+        key, goal = TARGET
+        verdict = "met" if target["acc"] >= goal and history["clock_seconds"] <= 600 else "MISSED"
+        print(f"\ntarget run: MAML meta-trained for {history['clock_seconds']:.0f} CPU-seconds "
+              f"({history['iterations']} meta-iterations, {history['seconds']:.0f} s of wall clock, "
+              f"{torch.get_num_threads()} thread(s)): glyph 5w1s {target['acc']:.4f}±{target['ci95']:.4f} "
+              f"over {episodes} episodes; target >= {goal} within 10 CPU-minutes: {verdict}")
     print(f"total time {time.perf_counter() - start:.0f} s")
-    print("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in figures.items()))
+    print("RESULT " + " ".join(f"{k}={v:.4f}" if k != "target_cpu_s" else f"{k}={v:.0f}" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

@@ -70,18 +70,19 @@ def make_algorithm(name: str, n_way: int = 5, hidden: int = 64, **overrides):
 
 
 def train(algorithm, dataset, seconds: float | None = None, iterations: int | None = None, progress: bool = True,
-          callback=None, **episode) -> dict:
+          callback=None, clock=time.perf_counter, **episode) -> dict:
     """Meta-train on ``dataset`` with the family's regime (:data:`TRAIN` episodes, :data:`META`).
 
     Args:
         episode: overrides of :data:`TRAIN` (``n_way``, ``k_shot``, ``n_query``).
         callback: passed to :func:`~metakit.gradient_training.meta_train` (live plots).
+        clock: what ``seconds`` counts (``time.process_time``: CPU time), as in ``meta_train``.
     Returns:
         :func:`~metakit.gradient_training.meta_train`'s history.
     """
     sampler = EpisodeSampler(dataset, **{**TRAIN, **episode})
     return meta_train(algorithm, sampler, seconds=seconds, iterations=iterations, progress=progress,
-                      callback=callback, **META)
+                      callback=callback, clock=clock, **META)
 
 
 def compare(algorithms: dict, test_sets: dict, settings: dict = SETTINGS, episodes: int = 600, seed: int = 0,

@@ -45,9 +45,11 @@ def test_maml_family_benchmark_quick_prints_a_result_line():
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("RESULT ")
     result = dict(item.split("=", 1) for item in last.split()[1:])
-    assert list(result) == ["maml_5w1s", "fomaml_5w1s", "reptile_5w1s", "anil_5w1s", "metasgd_5w1s", "mamlpp_5w1s"]
+    assert list(result) == ["maml_5w1s", "fomaml_5w1s", "reptile_5w1s", "anil_5w1s", "metasgd_5w1s", "mamlpp_5w1s",
+                            "maml_target_5w1s", "target_cpu_s"]
     assert 0 <= float(result["maml_5w1s"]) <= 1 and math.isnan(float(result["reptile_5w1s"]))  # not run
-    assert "meta-its" in proc.stdout and "target: maml_5w1s" in proc.stdout
+    assert 0 <= float(result["maml_target_5w1s"]) <= 1 and float(result["target_cpu_s"]) >= 3
+    assert "meta-its" in proc.stdout and "target run: MAML" in proc.stdout
 
 
 def test_continual_benchmark_quick_prints_a_result_line():

@@ -159,3 +159,11 @@ def test_format_summary_has_a_row_per_algorithm():
     histories = {"maml": {"iterations": 10, "seconds": 5.0}, "anil": {"iterations": 20, "seconds": 5.0}}
     lines = family.format_summary(results, histories).splitlines()
     assert len(lines) == 3 and "glyphs 5w5s" in lines[0] and lines[1].startswith("MAML") and "500" in lines[1]
+
+
+def test_meta_train_can_count_cpu_time():
+    import time
+    alg = tiny("maml")
+    history = meta_train(alg, random_episode_batch, meta_lr=1e-3, meta_batch_size=2, seconds=0.2, progress=False,
+                         clock=time.process_time)
+    assert history["clock_seconds"] >= 0.2 and history["iterations"] >= 1
