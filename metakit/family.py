@@ -193,6 +193,9 @@ def feature_reuse(algorithm, dataset, episodes: int = 100, seed: int = 0, progre
         "body_change"}``, the last two the mean relative change of the head's and the body's
         parameters in the inner loop.
     """
+    if isinstance(algorithm, MAMLPlusPlus):
+        raise ValueError("feature_reuse runs the plain Conv-4 blocks; MAML++'s per-step BatchNorm weights do not "
+                         "fit them. Measure MAML, FOMAML, Meta-SGD, Reptile or ANIL.")
     setting = {**SETTINGS["5w1s"], **setting}
     head_only = ANIL(algorithm.model, inner_lr=algorithm.inner_lr, inner_steps=algorithm.inner_steps)
     full = {}

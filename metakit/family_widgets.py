@@ -95,7 +95,7 @@ def adaptation_curve(algorithm, dataset, k_shot: int, inner_steps: int, inner_lr
     check_episode(dataset, n_way, k_shot, n_query)
     seed_everything(seed)
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
-    trained_lr, accs, losses = algorithm.inner_lr, [], []
+    trained_lr, was_training, accs, losses = algorithm.inner_lr, algorithm.training, [], []
     algorithm.eval()
     try:
         if inner_lr is not None:
@@ -109,7 +109,7 @@ def adaptation_curve(algorithm, dataset, k_shot: int, inner_steps: int, inner_lr
             losses.append(support.tolist())
     finally:
         algorithm.inner_lr = trained_lr
-        algorithm.train()
+        algorithm.train(was_training)
     return {"acc": torch.tensor(accs), "support_loss": torch.tensor(losses).reshape(episodes, inner_steps)}
 
 

@@ -128,6 +128,8 @@ class MAML(nn.Module):
                                                rate=rate, loss_fn=self.loss_fn or task_loss_fn(y_support),
                                                first_order=True, only=only)
         gradient._check_finite(losses, self.inner_lr, None, None)
+        if path and not all(bool(torch.isfinite(p).all()) for p in path[-1].values()):
+            raise FloatingPointError(f"The adapted parameters stopped being finite at step {steps}; lower inner_lr.")
         return [params, *path], losses
 
     def predict(self, params: dict, x) -> torch.Tensor:
