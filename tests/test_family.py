@@ -91,7 +91,7 @@ def test_feature_reuse_measures_both_inner_loops(glyphs_evaluation):
     assert set(out) == {"full", "head_only", "cka", "head_change", "body_change"}
     assert len(out["cka"]) == 4 and all(0 <= c <= 1 + 1e-9 for c in out["cka"])
     assert out["head_change"] > 0 and out["body_change"] > 0
-    with pytest.raises(ValueError, match="MAML\+\+"):
+    with pytest.raises(ValueError, match=r"MAML\+\+"):
         feature_reuse(tiny("mamlpp"), glyphs_evaluation, episodes=1, progress=False)
 
 
