@@ -35,6 +35,7 @@ import torch  # noqa: E402
 import metakit  # noqa: E402
 from metakit import family  # noqa: E402
 from metakit.checkpoints import train_or_load  # noqa: E402
+from metakit.datasets import held_out_sets  # noqa: E402
 from metakit.metric import format_table  # noqa: E402
 
 TARGET = ("maml_5w1s", 0.95)
@@ -69,11 +70,8 @@ def main(argv=None) -> None:
     print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} s of meta-training each")
 
     background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
-    test_sets = {"glyphs": evaluation}
-    path = metakit.shared_omniglot_path()
-    if path is not None:
-        test_sets["omniglot"] = metakit.load_image_folder(path, name="omniglot")
-    else:
+    test_sets = held_out_sets(evaluation)
+    if "omniglot" not in test_sets:
         print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")
 
     algorithms, trained = {}, {}

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import metakit  # noqa: E402
 from metakit.checkpoints import train_or_load  # noqa: E402
+from metakit.datasets import held_out_sets  # noqa: E402
 from metakit.episodes import EpisodeSampler  # noqa: E402
 from metakit.metric import NAMES, SETTINGS, TRAIN, compare, format_table, make_model  # noqa: E402
 from metakit.training import train_episodes  # noqa: E402
@@ -53,11 +54,8 @@ def main(argv=None) -> None:
     start = time.perf_counter()
 
     background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
-    test_sets = {"glyphs": evaluation}
-    path = metakit.shared_omniglot_path()
-    if path is not None:
-        test_sets["omniglot"] = metakit.load_image_folder(path, name="omniglot")
-    else:
+    test_sets = held_out_sets(evaluation)
+    if "omniglot" not in test_sets:
         print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")
 
     models, trained = {}, {}

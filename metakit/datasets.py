@@ -205,6 +205,20 @@ def shared_omniglot_path() -> Path | None:
     return next((p for p in candidates if p.exists()), None)
 
 
+def held_out_sets(evaluation: ImageClassDataset | None = None) -> dict:
+    """The data every comparison tests on: ``{"glyphs": the evaluation alphabets}``, plus
+    ``"omniglot"``, the shared real handwriting (a change of domain), when it is on this machine.
+
+    Args:
+        evaluation: the glyph evaluation split, if already loaded.
+    """
+    sets = {"glyphs": evaluation if evaluation is not None else load_glyphs("evaluation")}
+    path = shared_omniglot_path()
+    if path is not None:
+        sets["omniglot"] = load_image_folder(path, name="omniglot")
+    return sets
+
+
 def load_glyphs(split: str = "background", root=None, seed: int = 0, rebuild: bool = False) -> ImageClassDataset:
     """The embedded glyph dataset, built from matplotlib's fonts on first use and cached in ``data/``.
 

@@ -112,3 +112,12 @@ def test_sinusoid_family_matches_the_maml_paper():
 def test_sinusoid_rejects_empty_tasks():
     with pytest.raises(ValueError, match="k_shot"):
         SinusoidTasks().sample(4, 0, 5)
+
+
+def test_held_out_sets_has_omniglot_only_when_it_is_here(glyphs_evaluation, monkeypatch, tmp_path):
+    from metakit.datasets import held_out_sets
+
+    monkeypatch.setenv("METAKIT_OMNIGLOT", str(tmp_path / "missing.zip"))
+    monkeypatch.setattr("metakit.datasets.REPO_ROOT", tmp_path)  # no shared/ beside this fake repo either
+    assert list(held_out_sets(glyphs_evaluation)) == ["glyphs"]
+    assert held_out_sets(glyphs_evaluation)["glyphs"] is glyphs_evaluation
