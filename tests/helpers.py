@@ -2,7 +2,9 @@
 
 import torch
 
+from metakit.datasets import SinusoidTasks
 from metakit.episodes import import_learn2learn
+from metakit.models import Conv4
 
 
 def random_episode(n_way, k_shot, n_query, seed=0):
@@ -12,6 +14,26 @@ def random_episode(n_way, k_shot, n_query, seed=0):
     y_support = torch.arange(n_way).repeat_interleave(k_shot)
     x_query = torch.rand(n_way * n_query, 1, 28, 28, generator=g)
     return x_support, y_support, x_query
+
+
+def sine_tasks(tasks=4, k_shot=10, n_query=10, seed=0):
+    """A batch of sinusoid tasks ``(x_support, y_support, x_query, y_query)``, each (T, N, 1)."""
+    return SinusoidTasks().sample(tasks, k_shot, n_query, generator=torch.Generator().manual_seed(seed))[:4]
+
+
+def image_tasks(tasks=2, n_way=5, k_shot=1, n_query=1, seed=0):
+    """A batch of random-image classification tasks ``(x_support, y_support, x_query, y_query)``."""
+    g = torch.Generator().manual_seed(seed)
+    x_support = torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=g)
+    x_query = torch.rand(tasks, n_way * n_query, 1, 28, 28, generator=g)
+    labels = lambda per: torch.arange(n_way).repeat_interleave(per).expand(tasks, -1)  # noqa: E731
+    return x_support, labels(k_shot), x_query, labels(n_query)
+
+
+def tiny_conv4(seed=0):
+    """A 4-channel Conv-4 with a 5-way head and batch-statistics BatchNorm, seeded."""
+    torch.manual_seed(seed)
+    return Conv4(hidden=4, out_features=5, track_running_stats=False)
 
 
 def learn2learn_meta_loss(model, tasks, *, inner_lr, steps, first_order, loss_fn):

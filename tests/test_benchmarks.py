@@ -7,14 +7,19 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 KEYS = ["build_s", "alphabets", "characters", "glyph_5w1s", "glyph_20w1s", "omniglot_5w1s", "omniglot_20w1s"]
 
 
-def test_glyph_benchmark_quick_prints_a_result_line():
-    # one test for the whole script: its fresh glyph build alone takes most of a minute
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "glyphs.py"), "--quick", "--no-progress"],
+def run_quick(script: str, *args: str) -> tuple[str, dict]:
+    """Run ``benchmarks/<script> --quick --no-progress *args``; return its stdout and parsed RESULT line."""
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--no-progress", *args],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("RESULT "), proc.stdout[-3000:]
-    result = dict(item.split("=", 1) for item in last.split()[1:])
+    return proc.stdout, dict(item.split("=", 1) for item in last.split()[1:])
+
+
+def test_glyph_benchmark_quick_prints_a_result_line():
+    # one test for the whole script: its fresh glyph build alone takes most of a minute
+    _, result = run_quick("glyphs.py")
     assert list(result) == KEYS
     assert float(result["build_s"]) > 0
     assert int(result["alphabets"]) > 0 and int(result["characters"]) > 0
@@ -25,43 +30,27 @@ def test_glyph_benchmark_quick_prints_a_result_line():
 
 
 def test_metric_benchmark_quick_prints_a_result_line():
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "metric.py"), "--quick", "--no-progress"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
-    result = dict(item.split("=", 1) for item in last.split()[1:])
-    assert last.startswith("RESULT ")
+    stdout, result = run_quick("metric.py")
     assert list(result) == ["proto_5w1s", "proto_20w1s", "matching_5w1s", "metaopt_5w1s", "proto_omniglot_20w1s"]
     for key, value in result.items():
         assert math.isnan(float(value)) or 0.0 <= float(value) <= 1.0, (key, value)
-    assert "5w5s" in proc.stdout and "ms/episode" in proc.stdout
+    assert "5w5s" in stdout and "ms/episode" in stdout
 
 
 def test_maml_family_benchmark_quick_prints_a_result_line():
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "maml_family.py"), "--quick", "--no-progress",
-                           "--only", "maml,anil", "--episodes", "4"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("RESULT ")
-    result = dict(item.split("=", 1) for item in last.split()[1:])
+    stdout, result = run_quick("maml_family.py", "--only", "maml,anil", "--episodes", "4")
     assert list(result) == ["maml_5w1s", "fomaml_5w1s", "reptile_5w1s", "anil_5w1s", "metasgd_5w1s", "mamlpp_5w1s",
                             "maml_target_5w1s", "target_cpu_s"]
     assert 0 <= float(result["maml_5w1s"]) <= 1 and math.isnan(float(result["reptile_5w1s"]))  # not run
     assert 0 <= float(result["maml_target_5w1s"]) <= 1 and float(result["target_cpu_s"]) >= 3
-    assert "meta-its" in proc.stdout and "target run: MAML" in proc.stdout
+    assert "meta-its" in stdout and "target run: MAML" in stdout
 
 
 def test_continual_benchmark_quick_prints_a_result_line():
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "continual.py"), "--quick", "--no-progress"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("RESULT "), proc.stdout[-3000:]
-    result = dict(item.split("=", 1) for item in last.split()[1:])
+    stdout, result = run_quick("continual.py")
     assert list(result) == ["naive_acc", "ewc_acc", "replay_acc", "gem_acc", "agem_acc", "gem_bwt",
                             "oml_100", "anml_100", "pretrain_100"]
     for key, value in result.items():
         assert -1.0 <= float(value) <= 1.0, (key, value)
     for name in ("naive", "ewc", "replay", "gem", "agem", "oml", "anml", "pretrain"):
-        assert f"\n{name} " in proc.stdout
+        assert f"\n{name} " in stdout

@@ -11,7 +11,7 @@ from metakit.family_widgets import (FamilyTrainer, adaptation_curve, adaptation_
 from metakit.gradient_training import meta_train
 from metakit.metric import format_table
 
-from helpers import random_episode
+from helpers import image_tasks, random_episode
 
 
 def tiny(name, **kw):
@@ -53,15 +53,9 @@ def test_meta_train_calls_back_with_the_history(glyphs_background):
 def test_meta_train_callback_every_interval():
     alg = tiny("maml")
     calls = []
-    meta_train(alg, lambda b: random_episode_batch(b), meta_lr=1e-3, meta_batch_size=2, iterations=2, progress=False,
+    meta_train(alg, lambda b: image_tasks(tasks=b, n_query=2), meta_lr=1e-3, meta_batch_size=2, iterations=2, progress=False,
                callback=lambda h: calls.append(h["iterations"]), callback_every=0.0)
     assert calls == [1, 2, 2]  # after each iteration, then once at the end
-
-
-def random_episode_batch(b):
-    episodes = [(*random_episode(n_way=5, k_shot=1, n_query=2, seed=i), torch.arange(5).repeat_interleave(2))
-                for i in range(b)]
-    return tuple(torch.stack(parts) for parts in zip(*episodes))
 
 
 def test_accuracy_vs_steps_marks_what_cannot_be_run(glyphs_evaluation):
@@ -166,6 +160,6 @@ def test_format_summary_has_a_row_per_algorithm():
 def test_meta_train_can_count_cpu_time():
     import time
     alg = tiny("maml")
-    history = meta_train(alg, random_episode_batch, meta_lr=1e-3, meta_batch_size=2, seconds=0.2, progress=False,
+    history = meta_train(alg, lambda b: image_tasks(tasks=b, n_query=2), meta_lr=1e-3, meta_batch_size=2, seconds=0.2, progress=False,
                          clock=time.process_time)
     assert history["clock_seconds"] >= 0.2 and history["iterations"] >= 1

@@ -3,33 +3,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metakit.datasets import SinusoidTasks
 from metakit.gradient import adapt, default_vectorize, functional_forward, meta_loss
 from metakit.vmap_batchnorm import DecomposedBatchNorm
 from metakit.models import Conv4
 
-from helpers import learn2learn_meta_loss
+from helpers import image_tasks, learn2learn_meta_loss, sine_tasks, tiny_conv4
 
 
 def sine_mlp(hidden=40):
     return nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-
-def sine_tasks(tasks=4, k_shot=10, n_query=10, seed=0):
-    return SinusoidTasks().sample(tasks, k_shot, n_query, generator=torch.Generator().manual_seed(seed))[:4]
-
-
-def image_tasks(tasks=2, n_way=5, k_shot=1, n_query=1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x_support = torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=g)
-    x_query = torch.rand(tasks, n_way * n_query, 1, 28, 28, generator=g)
-    labels = lambda per: torch.arange(n_way).repeat_interleave(per).expand(tasks, -1)
-    return x_support, labels(k_shot), x_query, labels(n_query)
-
-
-def tiny_conv4():
-    torch.manual_seed(0)
-    return Conv4(hidden=4, out_features=5, track_running_stats=False)
 
 
 def assert_grads_close(got, expected, rtol=1e-4):

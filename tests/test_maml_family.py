@@ -4,7 +4,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from metakit.anil import ANIL
-from metakit.datasets import SinusoidTasks
 from metakit.gradient import adapt
 from metakit.maml import MAML
 from metakit.mamlpp import MAMLPlusPlus
@@ -12,29 +11,12 @@ from metakit.metasgd import MetaSGD
 from metakit.models import Conv4
 from metakit.reptile import Reptile
 
-from helpers import learn2learn_meta_loss
+from helpers import image_tasks, learn2learn_meta_loss, sine_tasks, tiny_conv4
 
 
 def sine_mlp(hidden=40, seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-
-def sine_tasks(tasks=4, k_shot=10, n_query=10, seed=0):
-    return SinusoidTasks().sample(tasks, k_shot, n_query, generator=torch.Generator().manual_seed(seed))[:4]
-
-
-def tiny_conv4(seed=0):
-    torch.manual_seed(seed)
-    return Conv4(hidden=4, out_features=5, track_running_stats=False)
-
-
-def image_tasks(tasks=2, n_way=5, k_shot=1, n_query=1, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x_support = torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=g)
-    x_query = torch.rand(tasks, n_way * n_query, 1, 28, 28, generator=g)
-    labels = lambda per: torch.arange(n_way).repeat_interleave(per).expand(tasks, -1)
-    return x_support, labels(k_shot), x_query, labels(n_query)
 
 
 def grads_of(loss, params):
