@@ -34,21 +34,30 @@ NOTEBOOK = "02_maml_derivation.ipynb"
 TARGET_S = 1.0
 
 
+def new_page(browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    return page
+
+
+def time_k_shot(explorer, changes: int) -> list[float]:
+    """One warm-up change of k_shot, then ``changes`` timed ones (right and left alternately)."""
+    explorer.scroll_into_view_if_needed()
+    drive.slider_latency(explorer, "k_shot", repeats=1)
+    return drive.slider_latency(explorer, "k_shot", repeats=changes // 2)
+
+
 def in_lab(browser, home: Path, changes: int) -> list[float]:
     notebooks = home / "notebooks"
     notebooks.mkdir(parents=True)
     shutil.copy(drive.ROOT / "notebooks" / NOTEBOOK, notebooks / NOTEBOOK)
     server, lab = drive.start_lab(notebooks, home)
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        page = new_page(browser)
         drive.open_notebook(page, lab, NOTEBOOK)
         drive.run_all(page, lab)
         assert not drive.errors_shown(page, drive.CURRENT_NOTEBOOK), drive.errors_shown(page, drive.CURRENT_NOTEBOOK)
-        explorer = page.locator(f"{drive.CURRENT_NOTEBOOK} {drive.EXPLORER}")
-        explorer.scroll_into_view_if_needed()
-        drive.slider_latency(explorer, "k_shot", repeats=1)        # warm-up
-        times = drive.slider_latency(explorer, "k_shot", repeats=changes // 2)
+        times = time_k_shot(page.locator(f"{drive.CURRENT_NOTEBOOK} {drive.EXPLORER}"), changes)
         page.close()
         return times
     finally:
@@ -59,14 +68,11 @@ def in_app(browser, home: Path, changes: int) -> list[float]:
     server, app = drive.start_app(home)
     try:
         base, token = app.split("|")
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        page = new_page(browser)
         page.goto(f"{base}/voila/render/{NOTEBOOK}?token={token}", timeout=300_000)
         explorer = page.locator(drive.EXPLORER)
         explorer.locator(":scope > img.widget-image").wait_for(timeout=120_000)
-        explorer.scroll_into_view_if_needed()
-        drive.slider_latency(explorer, "k_shot", repeats=1)        # warm-up
-        times = drive.slider_latency(explorer, "k_shot", repeats=changes // 2)
+        times = time_k_shot(explorer, changes)
         page.close()
         return times
     finally:

@@ -304,3 +304,20 @@ def slider_latency(explorer, description: str, keys=("ArrowRight", "ArrowLeft"),
             wait_src_change(explorer, old)
             times.append(time.perf_counter() - start)
     return times
+
+
+def not_possible_then_back(explorer, description: str, bad, fine, shots, *expected: str):
+    """Type an impossible value in a slider's readout: the message says "Not possible" (and each of
+    ``expected``) while the last good plot stays; then a possible value redraws and clears it."""
+    good = image_src(explorer)
+    type_in_readout(explorer, description, bad)
+    wait_message(explorer, "Not possible")
+    for text in expected:
+        assert text in message(explorer), (text, message(explorer))
+    assert image_src(explorer) == good, "the last good plot stays"
+    shots("not-possible", explorer)
+
+    type_in_readout(explorer, description, fine)
+    wait_src_change(explorer, good)
+    wait_message(explorer, "")
+    shots("possible-again", explorer)

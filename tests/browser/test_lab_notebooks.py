@@ -38,18 +38,9 @@ def test_01_episode_explorer(page, lab):
     old = drive.image_src(explorer)
     drive.type_in_readout(explorer, "k_shot", 15)          # 15 + 3 queries of 20 drawings: possible
     drive.wait_src_change(explorer, old)
-    good = drive.image_src(explorer)
-    drive.type_in_readout(explorer, "n_query", 10)         # 15 + 10 > 20 drawings per character
-    drive.wait_message(explorer, "Not possible")
-    assert "Choose" in drive.message(explorer)
-    assert drive.image_src(explorer) == good, "the last good plot stays"
-    shots("not-possible", explorer)
-
-    drive.type_in_readout(explorer, "n_query", 4)          # not 3: the same plot would not be sent again
-    drive.wait_src_change(explorer, good)
-    drive.wait_message(explorer, "")
+    # n_query 10: 15 + 10 > 20 drawings per character; then 4, not 3 (the same plot would not be sent again)
+    drive.not_possible_then_back(explorer, "n_query", 10, 4, shots, "Choose")
     assert not drive.errors_shown(page, drive.CURRENT_NOTEBOOK)
-    shots("possible-again", explorer)
 
 
 def test_02_adaptation_explorer(page, lab, record_latency):
@@ -67,15 +58,6 @@ def test_02_adaptation_explorer(page, lab, record_latency):
     drive.wait_src_change(explorer, old)
     shots("inner_steps-moved", explorer)
 
-    good = drive.image_src(explorer)
-    drive.type_in_readout(explorer, "inner_lr", 10)        # SGD at 10 diverges
-    drive.wait_message(explorer, "Not possible")
-    assert "diverged" in drive.message(explorer) and "Lower inner_lr" in drive.message(explorer)
-    assert drive.image_src(explorer) == good
-    shots("not-possible", explorer)
-
-    drive.type_in_readout(explorer, "inner_lr", 0.03)      # not 0.01: the same plot would not be sent again
-    drive.wait_src_change(explorer, good)
-    drive.wait_message(explorer, "")
+    # SGD at inner_lr 10 diverges; then 0.03, not 0.01 (the same plot would not be sent again)
+    drive.not_possible_then_back(explorer, "inner_lr", 10, 0.03, shots, "diverged", "Lower inner_lr")
     assert not drive.errors_shown(page, drive.CURRENT_NOTEBOOK)
-    shots("possible-again", explorer)
