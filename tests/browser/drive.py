@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -204,10 +205,19 @@ RAN_ALL = """() => {
 }""" % CURRENT_NOTEBOOK
 
 
-def kernels(lab: str) -> list[dict]:
+def kernels(lab: str, attempts: int = 10) -> list[dict]:
+    """The server's running kernels. Listing them while one is starting can answer 500 for a
+    moment (seen in CI right after a notebook opened), so a server error is asked again, up to
+    ``attempts`` times half a second apart, before it fails the test."""
     base, token = lab.split("|")
-    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
-        return json.load(r)
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as e:
+            if e.code < 500 or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
 
 
 def kernels_idle(lab: str) -> bool:
