@@ -1,5 +1,9 @@
 """Pieces several test modules need (pytest puts tests/ on sys.path, so ``from helpers import ...``)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 
 from metakit.datasets import SinusoidTasks
@@ -47,3 +51,16 @@ def learn2learn_meta_loss(model, tasks, *, inner_lr, steps, first_order, loss_fn
             learner.adapt(loss_fn(learner(x_support), y_support))
         total = total + loss_fn(learner(x_query), y_query)
     return total / len(tasks[0])
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_quick(script: str, *args: str) -> tuple[str, dict]:
+    """Run ``benchmarks/<script> --quick --no-progress *args``; return its stdout and parsed RESULT line."""
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--no-progress", *args],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("RESULT "), proc.stdout[-3000:]
+    return proc.stdout, dict(item.split("=", 1) for item in last.split()[1:])

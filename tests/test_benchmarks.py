@@ -1,20 +1,8 @@
 import math
-import subprocess
-import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers import run_quick
+
 KEYS = ["build_s", "alphabets", "characters", "glyph_5w1s", "glyph_20w1s", "omniglot_5w1s", "omniglot_20w1s"]
-
-
-def run_quick(script: str, *args: str) -> tuple[str, dict]:
-    """Run ``benchmarks/<script> --quick --no-progress *args``; return its stdout and parsed RESULT line."""
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--no-progress", *args],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith("RESULT "), proc.stdout[-3000:]
-    return proc.stdout, dict(item.split("=", 1) for item in last.split()[1:])
 
 
 def test_glyph_benchmark_quick_prints_a_result_line():
