@@ -214,12 +214,28 @@ class ColumnDataset(torch.utils.data.Dataset):
         return [self.columns[int(i)] for i in indices]
 
 
+def check_column_episode(dataset: ColumnDataset, n_way: int, k_shot: int, n_query: int) -> None:
+    """Raise ``ValueError`` saying what is possible when the episode cannot be drawn (in words about
+    types and columns; :func:`~metakit.episodes.check_episode` speaks of characters)."""
+    for name, value in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number; {name}={value!r} was asked.")
+    if n_way > dataset.num_classes:
+        raise ValueError(f"{dataset.name} has {dataset.num_classes} types; n_way={n_way} was asked. "
+                         f"Choose n_way <= {dataset.num_classes}.")
+    fewest = min(len(ix) for ix in dataset.labels_to_indices.values())
+    if k_shot + n_query > fewest:
+        raise ValueError(f"{dataset.name} has {fewest} columns per type; k_shot + n_query = {k_shot} + {n_query} "
+                         f"were asked. Choose k_shot + n_query <= {fewest}.")
+
+
 def column_episodes(dataset: ColumnDataset, n_way: int, k_shot: int, n_query: int = 5):
     """An endless iterator of episodes ``(support columns, y_support, query columns, y_query)``,
     drawn by learn2learn's Taskset through :class:`~metakit.episodes.EpisodeSampler` (which raises
     ``ValueError`` for an impossible episode), then looked up as columns."""
     from .episodes import EpisodeSampler
 
+    check_column_episode(dataset, n_way, k_shot, n_query)
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
     while True:
         x_support, y_support, x_query, y_query = sampler.sample()

@@ -49,10 +49,12 @@ def test_types_do_not_leak_across_the_split():
 
 def test_impossible_episode_is_a_value_error():
     data = ColumnDataset(["email", "url"], columns_per_type=3)
-    with pytest.raises(ValueError, match="n_way"):
+    with pytest.raises(ValueError, match="has 2 types; n_way=5"):
         next(column_episodes(data, 5, 1, 1))
-    with pytest.raises(ValueError, match="k_shot"):
+    with pytest.raises(ValueError, match="3 columns per type; k_shot"):
         next(column_episodes(data, 2, 3, 1))
+    with pytest.raises(ValueError, match="positive whole number"):
+        next(column_episodes(data, 2, 0, 1))
 
 
 class FirstClass(torch.nn.Module):
