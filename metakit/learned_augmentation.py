@@ -187,3 +187,78 @@ def train_augmented(algorithm: AugmentedMAML, dataset, *, seconds: float | None 
 def trajectory_lists(trajectory: list[dict]) -> dict:
     """``{"traj_<name>": [value per meta-iteration]}`` (what a checkpoint can store)."""
     return {f"traj_{n}": [p[n] for p in trajectory] for n in NAMES}
+
+
+def episode_accuracies(algorithm, sampler, episodes: int) -> torch.Tensor:
+    """(episodes,) query accuracy after adapting to each of ``episodes`` episodes (for paired intervals)."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1; got {episodes!r}.")
+    was_training = algorithm.training
+    algorithm.eval()
+    accs = []
+    try:
+        for _ in range(episodes):
+            x_support, y_support, x_query, y_query = sampler.sample()
+            params = algorithm.adapt(x_support, y_support)
+            with torch.no_grad():
+                accs.append((algorithm.predict(params, x_query).argmax(-1) == y_query).float().mean().item())
+    finally:
+        algorithm.train(was_training)
+    return torch.tensor(accs, dtype=torch.float64)
+
+
+def mean_ci(values: torch.Tensor) -> tuple[float, float]:
+    """``(mean, 1.96 * std / sqrt(n))``; for a paired difference pass the per-episode differences."""
+    return values.mean().item(), 1.96 * values.std(correction=0).item() / math.sqrt(len(values))
+
+
+#: the comparison's budget: CPU-seconds of meta-training per arm, and the outer rates
+AUG_TRAIN = dict(seconds=150.0, meta_lr=1e-3, aug_lr=0.05)
+
+
+def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TRAIN["seconds"], episodes: int = 300,
+                            folder=None, retrain: bool = False, progress: bool = True, seed: int = 0):
+    """Train (or load) the three arms with the same CPU budget, then test them on the same episodes.
+
+    Args:
+        test_sets: name -> dataset of new classes (``metakit.datasets.held_out_sets()``).
+        folder: where the ``metaaug-aug-<arm>.pt`` checkpoints live (default ``data/checkpoints``).
+    Returns:
+        ``(algorithms, histories, accs)``: arm -> trained model, arm -> its history (or the
+        checkpoint's record of it), and ``{(arm, test set): (episodes,) accuracies}``.
+    """
+    from pathlib import Path
+
+    from ._runtime import seed_everything
+    from .checkpoints import CHECKPOINTS, train_or_load
+
+    folder = Path(folder) if folder is not None else CHECKPOINTS
+    algorithms, histories, accs = {}, {}, {}
+    for arm in ARMS:
+        seed_everything(seed)
+        alg = make_augmented(arm)
+        histories[arm] = train_or_load(alg, folder / f"metaaug-aug-{arm}.pt", lambda m: train_augmented(
+            m, background, seconds=seconds, meta_lr=AUG_TRAIN["meta_lr"], aug_lr=AUG_TRAIN["aug_lr"],
+            progress=progress), retrain=retrain)
+        algorithms[arm] = alg
+        for set_name, dataset in test_sets.items():
+            seed_everything(seed + 1)  # the same test episodes for every arm
+            accs[arm, set_name] = episode_accuracies(alg, EpisodeSampler(dataset, 5, 1, 15), episodes)
+    return algorithms, histories, accs
+
+
+def format_augmentation_table(accs: dict, histories: dict) -> str:
+    """Rows: arms; columns: iterations, CPU-s, accuracy ± 95% per test set and the paired
+    difference to no augmentation (the per-episode difference's interval)."""
+    sets = list(dict.fromkeys(s for _, s in accs))
+    head = f"{'arm':<8} {'its':>5} {'cpu s':>6}" + "".join(f"  {s:>13} {'- none':>14}" for s in sets)
+    lines = [head]
+    for arm in dict.fromkeys(a for a, _ in accs):
+        h = histories[arm]
+        row = f"{arm:<8} {h.get('iterations', 0):>5} {h.get('clock_seconds', float('nan')):>6.0f}"
+        for s in sets:
+            m, c = mean_ci(accs[arm, s])
+            d, dc = mean_ci(accs[arm, s] - accs["none", s])
+            row += f"  {m:.3f}±{c:.3f}  " + (f"{d:+.3f}±{dc:.3f}" if arm != "none" else f"{'':>12}")
+        lines.append(row)
+    return "\n".join(lines)

@@ -143,3 +143,14 @@ def test_metric_learners_and_bad_input():
         NMESampler(data, 5, 1, 2, classes_per_label=7)
     with pytest.raises(ValueError, match="k_shot"):
         NMESampler(data, 5, 4, 4)
+
+
+def test_quick_benchmark_prints_the_result_line():
+    from helpers import run_quick
+
+    stdout, result = run_quick("meta_augmentation.py")
+    assert list(result) == ["nme_maml", "nme_maml_shuffled", "aug_none", "aug_fixed", "aug_learned",
+                            "aug_learned_omniglot"]
+    for key, value in result.items():
+        assert value == "nan" and key == "aug_learned_omniglot" or 0.0 <= float(value) <= 1.0, (key, value)
+    assert "part 1" in stdout and "part 2" in stdout and "Rajendran" in stdout
