@@ -217,7 +217,7 @@ class FineTuner(FewShotClassifier):
         params = [*self.tuned.parameters(), *self.head.parameters()]
         opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         self.history = {"loss": [], "query_acc": [], "query_steps": []}
-        every = max(1, self.steps // 25)
+        every = max(1, self.steps // 10)
         for step in range(self.steps + 1):
             if watch is not None and (step % every == 0 or step == self.steps):
                 with torch.no_grad():
@@ -235,6 +235,11 @@ class FineTuner(FewShotClassifier):
             loss.backward()
             opt.step()
             self.history["loss"].append(loss.item())
+        loss = self.history["loss"]
+        if len(loss) > 1 and loss[-1] > loss[0]:  # too large a step overshoots; the cosine head never reaches inf
+            raise FloatingPointError(
+                f"Fine-tuning diverged: the support loss rose from {loss[0]:.3g} to {loss[-1]:.3g} in {self.steps} "
+                f"steps with lr={self.lr:g}. Lower the learning rate (try lr / 10).")
         self.n_way = n_way
 
     @torch.no_grad()

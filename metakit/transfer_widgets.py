@@ -135,7 +135,7 @@ def finetune_figure(backbones: dict, datasets: dict, dataset: str, method: str, 
     return fig
 
 
-def finetune_explorer(backbones: dict, datasets: dict, references: dict | None = None, episodes: int = 3) -> Explorer:
+def finetune_explorer(backbones: dict, datasets: dict, references: dict | None = None, episodes: int = 2) -> Explorer:
     """Sliders for n_way, k_shot, fine-tuning steps and learning rate, a choice of layers to tune,
     of the method (Baseline or Baseline++) and of the test set, and a new-episodes button."""
     style = {"description_width": "initial"}

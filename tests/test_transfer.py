@@ -191,3 +191,11 @@ def test_quick_benchmark():
     for key, value in result.items():
         assert value == "nan" and "omniglot" in key or 0.0 <= float(value) <= 1.0
     assert "paired differences" in stdout and "Chen et al. 2019" in stdout
+
+
+def test_a_support_loss_that_rises_counts_as_diverged():
+    # a step far too large overshoots the minimum: the loss ends above where it started, finite or not
+    model = transfer.FineTuner(tiny_backbone(), head="linear", steps=20, lr=1e3)
+    h = 10 * torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(FloatingPointError, match="diverged"):
+        model.fit_features(h, torch.arange(3).repeat(2))
