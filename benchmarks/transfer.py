@@ -56,14 +56,15 @@ def build(background, seconds: float, folder: Path, save: bool, retrain_maml: bo
     for name, head in transfer.HEADS.items():
         metakit.seed_everything(seed)
         backbone = metakit.Conv4()
-        train = lambda b, head=head: transfer.pretrain(b, background, head, seconds=seconds, progress=progress,  # noqa: E731
-                                                       seed=seed)
+        train = lambda b, head=head: transfer.trim_history(transfer.pretrain(  # noqa: E731
+            b, background, head, seconds=seconds, progress=progress, seed=seed))
         info[name] = train_or_load(backbone, folder / f"transfer-{name}-300s.pt", train, retrain=True)
         methods[name] = transfer.FineTuner(backbone.eval(), head=head)
     metakit.seed_everything(seed)
     proto = metric.make_model("proto")
     sampler = EpisodeSampler(background, **metric.TRAIN["proto"])
-    train = lambda m: transfer.train_episodic(m, sampler, seconds=seconds, progress=progress)  # noqa: E731
+    train = lambda m: transfer.trim_history(transfer.train_episodic(m, sampler, seconds=seconds,  # noqa: E731
+                                                                    progress=progress))
     info["proto"] = train_or_load(proto, folder / "transfer-proto-300s.pt", train, retrain=True)
     methods["proto"] = proto.eval()
     metakit.seed_everything(seed)

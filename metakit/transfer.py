@@ -154,6 +154,12 @@ def train_episodic(model, sampler, *, seconds: float | None = None, steps: int |
     return history
 
 
+def trim_history(history: dict, keep: int = 200) -> dict:
+    """The history with only the last ``keep`` values of each per-step list, so a checkpoint that
+    records it stays small (the weights are what matter)."""
+    return {k: v[-keep:] if isinstance(v, list) else v for k, v in history.items()}
+
+
 def split_backbone(backbone: Conv4, layers: str) -> tuple[nn.Module, nn.Module]:
     """``(frozen, tuned)`` parts of a Conv-4: ``"head"`` freezes all four blocks, ``"last block"``
     the first three, ``"all"`` none."""

@@ -199,3 +199,8 @@ def test_a_support_loss_that_rises_counts_as_diverged():
     h = 10 * torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(FloatingPointError, match="diverged"):
         model.fit_features(h, torch.arange(3).repeat(2))
+
+
+def test_trim_history_keeps_the_last_values_and_the_numbers():
+    h = transfer.trim_history({"loss": list(range(10)), "steps": 10, "clock_seconds": 1.5}, keep=3)
+    assert h == {"loss": [7, 8, 9], "steps": 10, "clock_seconds": 1.5}
