@@ -173,3 +173,11 @@ def train_column_prototypes(model: ColumnPrototypes, dataset, *, n_way: int = 15
     bar.close()
     model.eval()
     return {"losses": losses, "episodes": len(losses), "seconds": clock() - start}
+
+
+def training_summary(history: dict, every: int = 25) -> dict:
+    """What a checkpoint keeps of a training history: counts, CPU seconds, and the loss averaged over
+    blocks of ``every`` episodes (``loss_curve``, ``loss_every``)."""
+    losses = history["losses"]
+    curve = [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)]
+    return {"episodes": history["episodes"], "seconds": history["seconds"], "loss_curve": curve, "loss_every": every}

@@ -8,7 +8,8 @@ machine with the pinned Faker (40.54.0).
 
 The split: :data:`HELD_OUT_TYPES` never appear in meta-training (:data:`BACKGROUND_TYPES`). Near
 duplicates stay on the same side (every date format, every name, latitude with longitude, IPv4 with
-IPv6, ISBN with EAN barcodes, file paths with file names, MD5 with UUID), so a held-out type is new;
+IPv6, ISBN with EAN barcodes, file paths with file names, MD5 and SHA-1 with UUID, hex with RGB
+colours), so a held-out type is new;
 each held-out type still has values with a visible structure (a MAC address, a MIME type, a time
 zone), so the task is possible from a few examples.
 """
@@ -77,6 +78,26 @@ GENERATORS = {
     "currency_code": lambda f, r: f.currency_code(),
     "word": lambda f, r: f.word(),
     "boolean": None,  # see generate_column: the column's pair of words is drawn first
+    "street_name": lambda f, r: f.street_name(),
+    "building_number": lambda f, r: f.building_number(),
+    "month_name": lambda f, r: f.month_name(),
+    "weekday": lambda f, r: f.day_of_week(),
+    "passport_number": lambda f, r: f.passport_number(),
+    "catch_phrase": lambda f, r: f.catch_phrase(),
+    "currency_name": lambda f, r: f.currency_name(),
+    "emoji": lambda f, r: f.emoji(),
+    "hostname": lambda f, r: f.hostname(),
+    "port_number": lambda f, r: str(f.port_number()),
+    "http_method": lambda f, r: f.http_method(),
+    "uri_path": lambda f, r: f.uri_path(),
+    "slug": lambda f, r: f.slug(),
+    "sha1": lambda f, r: f.sha1(),
+    "password": lambda f, r: f.password(),
+    "unix_time": lambda f, r: str(int(f.unix_time())),
+    "rgb_colour": lambda f, r: f.rgb_css_color(),
+    "file_extension": lambda f, r: f.file_extension(),
+    "country_code": lambda f, r: f.country_code(),
+    "age": lambda f, r: str(r.randint(18, 95)),
     # held out below
     "iban": lambda f, r: f.iban(),
     "mac_address": lambda f, r: f.mac_address(),
@@ -104,7 +125,8 @@ SEMANTIC_TYPES = BACKGROUND_TYPES + HELD_OUT_TYPES
 # Locale-free types use en_US's provider, so a locale draw does not change them needlessly.
 _LOCAL = {"phone", "postcode", "person_name", "first_name", "last_name", "city", "region", "street_address",
           "iban", "licence_plate", "job_title", "company", "colour_name", "ssn", "free_text", "word",
-          "date_long", "email", "domain", "username", "country", "file_name", "file_path", "url"}
+          "date_long", "email", "domain", "username", "country", "file_name", "file_path", "url", "street_name",
+          "building_number", "month_name", "weekday", "catch_phrase", "currency_name"}
 
 
 @lru_cache(maxsize=None)
@@ -114,13 +136,14 @@ def _faker(locale: str) -> Faker:
 
 def _pattern_generator(k: int):
     """Synthetic type ``pattern_k``: values filled in from a random template of 1 to 4 segments
-    (runs of digits, capitals, small letters, or a punctuation mark), for more meta-training types."""
+    (runs of digits, capitals, small letters, or any ASCII punctuation mark), for more meta-training
+    types, and so that every punctuation mark's embedding is trained."""
     t = random.Random(f"pattern/{k}")
     segments = []
     for _ in range(t.randint(1, 4)):
         kind = t.choice(["digits", "upper", "lower", "punct"])
         lo = t.randint(1, 6)
-        segments.append((kind, lo, lo + t.choice([0, 0, 1, 3]), t.choice("-./:_ #,+")))
+        segments.append((kind, lo, lo + t.choice([0, 0, 1, 3]), t.choice(string.punctuation + " ")))
 
     def gen(f, r):
         out = []

@@ -237,3 +237,52 @@ class Annotator:
         from IPython.display import display
 
         display(self.ui)
+
+
+def signature_figure(types, seed: int = 0):
+    """The rule signature (fraction of values each rule accepts) of one column of each type."""
+    from .column_rules import RULES, rule_signature
+
+    s = torch.stack([rule_signature(generate_column(t, seed)) for t in types])  # (T, R)
+    fig, ax = plt.subplots(figsize=(0.26 * len(RULES) + 2.5, 0.3 * len(types) + 1.6))
+    im = ax.imshow(s, cmap="Greens", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(RULES)), RULES, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(types)), types, fontsize=8)
+    ax.set_title("rule signatures: the fraction of a column's values each rule accepts", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.02)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def comparison_figure(results: dict, n_way: int = 5):
+    """Accuracy against k_shot with 95% intervals. results: k_shot -> method -> per-episode accuracies."""
+    from .columns import interval
+
+    shots = sorted(results)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for name in results[shots[0]]:
+        m, h = zip(*(interval(results[k][name]) for k in shots))
+        ax.errorbar(shots, m, yerr=h, marker="o", capsize=3, label=name)
+    ax.axhline(1 / n_way, color="gray", ls=":", lw=1, label="chance")
+    ax.set_xticks(shots)
+    ax.set_xlabel("k_shot (labelled example columns per type)")
+    ax.set_ylabel("query accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"held-out types, {n_way}-way episodes", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def loss_figure(curve, every: int):
+    """The meta-training loss, averaged over blocks of ``every`` episodes."""
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    ax.plot([every * (i + 1) for i in range(len(curve))], curve)
+    ax.set_xlabel("training episode")
+    ax.set_ylabel("query cross-entropy")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

@@ -72,3 +72,20 @@ def test_a_diverging_learning_rate_is_a_floating_point_error():
         model.backbone.out.weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="meta_lr"):
         train_column_prototypes(model, data, n_way=2, k_shot=1, n_query=1, max_episodes=3, progress=False)
+
+
+def test_training_summary_averages_blocks():
+    from metakit.column_encoder import training_summary
+
+    s = training_summary({"losses": [1.0, 3.0, 5.0], "episodes": 3, "seconds": 1.5}, every=2)
+    assert s == {"episodes": 3, "seconds": 1.5, "loss_curve": [2.0, 5.0], "loss_every": 2}
+
+
+def test_quick_benchmark_prints_the_result_line():
+    from helpers import run_quick
+
+    stdout, result = run_quick("metadata.py")
+    assert list(result) == ["rules_5w1s", "knn_5w1s", "proto_5w1s", "proto_5w5s"]
+    assert all(0.0 <= float(v) <= 1.0 for v in result.values())
+    assert float(result["rules_5w1s"]) > 0.3 and float(result["knn_5w1s"]) > 0.5  # well above chance (0.2)
+    assert "proto-rules" in stdout and "the issue's target" in stdout

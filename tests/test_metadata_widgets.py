@@ -85,3 +85,12 @@ def test_widgets_wire_the_callbacks(library):
     ui.name.value, ui.examples.value = "thing", "p\nq"
     ui.add()
     assert "Added type 'thing'" in ui.message.value
+
+
+def test_plots_are_figures():
+    from metakit.metadata_widgets import comparison_figure, loss_figure, signature_figure
+
+    assert isinstance(signature_figure(["email", "iban"]), matplotlib.figure.Figure)
+    results = {k: {"rules": torch.rand(5), "proto": torch.rand(5)} for k in (1, 3)}
+    assert isinstance(comparison_figure(results), matplotlib.figure.Figure)
+    assert isinstance(loss_figure([1.0, 0.5, 0.2], every=25), matplotlib.figure.Figure)
