@@ -9,6 +9,7 @@ widgets show in their message area. Junk gets an answer flagged "low confidence"
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -133,10 +134,10 @@ def annotation_figure(library: TypeLibrary, text: str, top: int = 6):
     fig, ax = plt.subplots(figsize=(6, 0.35 * len(names) + 1.0))
     ax.barh(range(len(names))[::-1], probs, color=["tab:green" if result["confident"] else "tab:orange"] +
             ["tab:gray"] * (len(names) - 1))
-    ax.set_yticks(range(len(names))[::-1], names)
+    ax.set_yticks(range(len(names))[::-1], [displayable(n) for n in names])
     ax.set_xlim(0, 1)
     ax.set_xlabel("confidence")
-    ax.set_title(f"{result['values']} values: {result['verdict']}", fontsize=9)
+    ax.set_title(displayable(f"{result['values']} values: {result['verdict']}"), fontsize=9)
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -149,6 +150,20 @@ def add_type_from_text(library: TypeLibrary, name: str, text: str) -> str:
     library.add_type(name, columns)
     return (f"{'Replaced' if existed else 'Added'} type {name.strip()!r} from {len(columns)} example "
             f"column{'s' * (len(columns) != 1)}; {len(library.names)} types known.")
+
+
+@lru_cache(maxsize=1)
+def _font_chars() -> frozenset:
+    from matplotlib import font_manager, ft2font
+
+    path = font_manager.findfont(font_manager.FontProperties(family=plt.rcParams["font.family"]))
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+def displayable(text: str) -> str:
+    """``text`` with the characters matplotlib's font lacks (CJK, emoji) shown as a box."""
+    chars = _font_chars()
+    return "".join(c if ord(c) in chars or c.isspace() else "\u25a1" for c in text)
 
 
 def episode_figure(methods: dict, dataset, n_way: int, k_shot: int, n_query: int = 1, seed: int = 0):
@@ -174,7 +189,7 @@ def episode_figure(methods: dict, dataset, n_way: int, k_shot: int, n_query: int
             preds[name] = m(x_query).argmax(1)
     fig, ax = plt.subplots(figsize=(3.2 + 1.6 * len(methods), 0.42 * len(x_query) + 1.2))
     ax.set_axis_off()
-    rows = [[", ".join(c[:2])[:34], names[int(y)]] + [names[int(p[j])] for p in preds.values()]
+    rows = [[displayable(", ".join(c[:2])[:34]), names[int(y)]] + [names[int(p[j])] for p in preds.values()]
             for j, (c, y) in enumerate(zip(x_query, y_query))]
     colours = [["white", "white"] + ["#c8f0c8" if int(p[j]) == int(y) else "#f6c6c6" for p in preds.values()]
                for j, y in enumerate(y_query)]

@@ -94,3 +94,22 @@ def test_plots_are_figures():
     results = {k: {"rules": torch.rand(5), "proto": torch.rand(5)} for k in (1, 3)}
     assert isinstance(comparison_figure(results), matplotlib.figure.Figure)
     assert isinstance(loss_figure([1.0, 0.5, 0.2], every=25), matplotlib.figure.Figure)
+
+
+def test_displayable_boxes_characters_the_font_lacks():
+    from metakit.metadata_widgets import displayable
+
+    assert displayable("Zürich, a b") == "Zürich, a b"
+    assert displayable("東京x") == "\u25a1\u25a1x"
+
+
+def test_a_type_named_in_any_script_draws_without_warnings(library):
+    import warnings
+
+    from metakit.widgets import figure_png
+
+    lib = TypeLibrary(library.model, ["email"], k_shot=2)
+    add_type_from_text(lib, "日付 🙂", "2024年1月2日\n2023年5月6日")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure_png(annotation_figure(lib, "2022年3月4日\n2021年7月8日"))
