@@ -113,3 +113,9 @@ def test_a_type_named_in_any_script_draws_without_warnings(library):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         figure_png(annotation_figure(lib, "2022年3月4日\n2021年7月8日"))
+
+
+def test_radius_is_calibrated_on_fresh_columns(library):
+    assert library.calibration.shape == (9,) and (library.calibration >= 0).all()
+    assert library.radius == pytest.approx(float(library.calibration.quantile(0.95)))
+    assert TypeLibrary(library.model).radius == float("inf")
