@@ -154,6 +154,7 @@ def difference_figure(summary: dict, title: str = ""):
 
 
 def summary_text(summary: dict) -> str:
+    """One line per learner for the message area: accuracy without and with GAN images, and the difference."""
     return "; ".join(f"{NAMES.get(m, m)}: {100 * r['base']:.1f}% → {100 * r['aug']:.1f}% "
                      f"({100 * r['diff']:+.1f} ± {100 * r['diff_ci']:.1f} points)" for m, r in summary.items())
 
