@@ -66,7 +66,7 @@ def meta_train(algorithm, sampler_or_task_fn, *, meta_lr: float, meta_batch_size
     opt = optimizer(algorithm.parameters(), lr=meta_lr)
     history = {"iterations": 0, "seconds": 0.0}
     by_time = iterations is None
-    bar = tqdm(total=round(seconds) if by_time else iterations, unit="s" if by_time else "it",
+    bar = tqdm(total=seconds if by_time else iterations, unit="s" if by_time else "it",
                desc=f"meta-training {type(algorithm).__name__}", disable=not progress)
     start, cpu_start = time.perf_counter(), clock()
     last_call = start

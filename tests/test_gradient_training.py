@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -70,3 +72,12 @@ def test_divergence_and_missing_budget_raise_clear_errors():
         meta_train(maml, SinusoidTasks(), meta_lr=1e-3, meta_batch_size=4, iterations=1, progress=False)
     with pytest.raises(ValueError, match="episodes"):
         meta_evaluate(maml, blob_sampler(), episodes=0)
+
+
+def test_a_fractional_seconds_budget_keeps_the_progress_bar_within_its_total():
+    # the bar's total was round(seconds): a 1.4 s budget showed 1.4 of 1 and tqdm warned "clamping frac"
+    maml = MAML(sine_mlp(), inner_lr=0.01, inner_steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history = meta_train(maml, sine_task_fn(), meta_lr=1e-3, meta_batch_size=2, seconds=1.4, progress=True)
+    assert history["iterations"] > 0
