@@ -17,7 +17,7 @@ from ._runtime import seed_everything
 from .episodes import EpisodeSampler
 from .gradient_training import meta_evaluate
 from .learned_augmentation import HAND_TUNED, LIMITS, NAMES, Augmentation, make_augmented, train_augmented
-from .widgets import error_html, figure_png, run_safely
+from .widgets import Explorer, RunPanel, figure_png
 
 UNITS = {"rotation": "degrees", "scale": "fraction", "shear": "fraction", "translate": "of half-width",
          "thickness": "share of 3x3 dilation", "noise": "pixel std"}
@@ -131,8 +131,6 @@ def inspect_figure(policies: dict, images: torch.Tensor, policy: str, indices: s
 
 def inspector(policies: dict, images: torch.Tensor):
     """Explorer over :func:`inspect_figure`: policy, image numbers (text), strength, seed."""
-    from .widgets import Explorer
-
     return Explorer(inspect_figure, {
         "policy": W.Dropdown(options=list(policies), value=list(policies)[-1], description="policy"),
         "indices": W.Text("0, 1, 2", description="images", continuous_update=False),
@@ -168,7 +166,7 @@ def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds:
     return alg, history, acc
 
 
-class PolicyTrainer:
+class PolicyTrainer(RunPanel):
     """Run button: meta-train a learned augmentation with the chosen outer learning rates and CPU
     budget, with a progress bar, the policy's trajectories redrawn as it trains, and the test
     accuracy at the end. The result goes into ``results`` under ``"yours"``."""
@@ -176,22 +174,15 @@ class PolicyTrainer:
     def __init__(self, background, evaluation, seconds: int = 20, test_episodes: int = 50):
         self.background, self.evaluation, self.test_episodes = background, evaluation, test_episodes
         self.results: dict = {}
-        self.controls = {
+        super().__init__({
             "meta_lr": W.FloatLogSlider(1e-3, base=10, min=-4, max=0, description="meta_lr"),
             "aug_lr": W.FloatLogSlider(0.05, base=10, min=-3, max=1, description="aug_lr"),
-            "seconds": W.IntSlider(int(seconds), min=2, max=300, description="CPU seconds"),  # whole: tqdm counts them
-        }
-        self.button = W.Button(description="Run", icon="play", button_style="primary")
-        self.out, self.message, self.image = W.Output(), W.HTML(), W.Image(format="png")
-        self.button.on_click(lambda _: self.run())
-        self.ui = W.VBox([W.HBox([*self.controls.values(), self.button]), self.message, self.out, self.image])
+            "seconds": W.IntSlider(int(seconds), min=2, max=300, description="CPU seconds"),
+        })
 
     def run(self):
         """Train with the current control values; a learner's error becomes a message."""
-        values = {k: w.value for k, w in self.controls.items()}
-        self.out.clear_output()
         self.message.value = "Training..."
-        self.button.disabled = True
         seed_everything(0)
         alg = make_augmented("learned")
 
@@ -199,15 +190,9 @@ class PolicyTrainer:
             if alg.trajectory:
                 self.image.value = figure_png(trajectory_figure({"yours": _lists(alg.trajectory)}))
 
-        try:
-            with self.out:
-                result, error = run_safely(train_policy, background=self.background, evaluation=self.evaluation,
-                                           callback=redraw, test_episodes=self.test_episodes, algorithm=alg,
-                                           **values)
-        finally:
-            self.button.disabled = False
-        if error is not None:
-            self.message.value = error_html(error)
+        result = self.call(train_policy, background=self.background, evaluation=self.evaluation, callback=redraw,
+                           test_episodes=self.test_episodes, algorithm=alg, **self.values)
+        if result is None:
             return None
         alg, history, (acc, ci95) = result
         self.results["yours"] = {"algorithm": alg, "history": history, "acc": (acc, ci95)}
@@ -216,11 +201,6 @@ class PolicyTrainer:
                               f"test accuracy <b>{acc:.3f} ± {ci95:.3f}</b> on {self.test_episodes} 5-way 1-shot "
                               "episodes of the evaluation alphabets.")
         return history
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.ui)
 
 
 def _lists(trajectory: list[dict]) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import ipywidgets as W
 
-from .widgets import error_html, figure_png, run_safely
+from .widgets import RunPanel, figure_png
 
 NAMES = {"naive": "naive fine-tuning", "ewc": "EWC", "replay": "experience replay", "gem": "GEM", "agem": "A-GEM"}
 
@@ -68,7 +68,7 @@ def accuracy_matrices_figure(results: dict):
     return fig
 
 
-class ContinualTrainer:
+class ContinualTrainer(RunPanel):
     """Sliders for the strategy and its settings; Run re-trains that strategy on the stream (with a
     progress bar) and redraws every strategy trained so far. Errors become a message."""
 
@@ -76,49 +76,28 @@ class ContinualTrainer:
         self.dataset, self.kind, self.n_classes = dataset, kind, n_classes
         self.results = dict(results or {})
         style = {"description_width": "initial"}
-        self.controls = {
+        super().__init__({
             "strategy": W.Dropdown(options=list(NAMES), value="gem", description="strategy"),
             "n_tasks": W.IntSlider(10, min=2, max=20, description="tasks"),
             "memory_per_task": W.IntSlider(75, min=0, max=200, step=5, description="memory per task", style=style),
             "lr": W.FloatLogSlider(0.1, base=10, min=-3, max=2, description="learning rate", style=style),
             "epochs": W.IntSlider(3, min=1, max=10, description="epochs per task", style=style),
             "ewc_strength": W.FloatLogSlider(10.0, base=10, min=-2, max=4, description="EWC strength", style=style),
-        }
-        self.button = W.Button(description="Run", icon="play", button_style="primary")
-        self.button.on_click(lambda _: self.run())
-        self.message, self.out, self.image = W.HTML(), W.Output(), W.Image(format="png")
-        c = list(self.controls.values())
-        self.ui = W.VBox([W.HBox(c[:3]), W.HBox([*c[3:], self.button]), self.message, self.out, self.image])
+        }, rows=[["strategy", "n_tasks", "memory_per_task"], ["lr", "epochs", "ewc_strength"]])
         if self.results:
             self.image.value = figure_png(accuracy_matrices_figure(self.results))
 
-    @property
-    def values(self) -> dict:
-        return {k: c.value for k, c in self.controls.items()}
-
     def run(self):
         """Train with the current values; returns the result, or None after showing the error."""
-        self.out.clear_output()
-        self.button.disabled = True
-        try:
-            with self.out:
-                result, error = run_safely(train_strategy, dataset=self.dataset, kind=self.kind,
-                                           n_classes=self.n_classes, **self.values)
-        finally:
-            self.button.disabled = False
-        if error is not None:
-            self.message.value = error_html(error)
+        result = self.call(train_strategy, dataset=self.dataset, kind=self.kind, n_classes=self.n_classes,
+                           **self.values)
+        if result is None:
             return None
         self.results[self.values["strategy"]] = result
         self.message.value = (f"{NAMES[self.values['strategy']]}: average accuracy {result['acc']:.3f}, "
                               f"BWT {result['bwt']:+.3f}, FWT {result['fwt']:+.3f}, {result['seconds']:.1f} s.")
         self.image.value = figure_png(accuracy_matrices_figure(self.results))
         return result
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.ui)
 
 
 def stream_figure(stream, n_classes: int = 5):

@@ -19,7 +19,7 @@ from .family import FAMILY, NAMES, TRAIN, make_algorithm, train
 from .gradient_training import meta_evaluate
 from .mamlpp import MAMLPlusPlus
 from .metasgd import MetaSGD
-from .widgets import Explorer, error_html, figure_png, run_safely
+from .widgets import Explorer, RunPanel, figure_png
 
 N_QUERY = 10  # queries per class in the widgets' test episodes: 10 shots + 10 queries fit 20 renderings
 
@@ -156,7 +156,7 @@ def adaptation_explorer(algorithms: dict, dataset) -> Explorer:
     }, algorithms=algorithms, dataset=dataset)
 
 
-class FamilyTrainer:
+class FamilyTrainer(RunPanel):
     """A Run button that meta-trains one family member with the chosen settings: a progress bar,
     a loss/accuracy plot redrawn while it trains, and the test accuracy when it is done. The
     trained algorithm goes into ``algorithms`` under ``"<name> (yours)"``."""
@@ -166,21 +166,14 @@ class FamilyTrainer:
         self.background, self.evaluation = background, evaluation
         self.algorithms = {} if algorithms is None else algorithms
         self.test_episodes = test_episodes
-        self.controls = {
+        super().__init__({
             "algorithm": W.Dropdown(options=[(NAMES[n], n) for n in FAMILY], description="algorithm"),
             "n_way": W.IntSlider(5, min=2, max=20, description="n_way"),
             "k_shot": W.IntSlider(1, min=1, max=10, description="k_shot"),
             "inner_lr": W.FloatLogSlider(0.4, base=10, min=-3, max=1.5, description="inner_lr"),
             "inner_steps": W.IntSlider(1, min=1, max=5, description="inner_steps"),
             "seconds": W.FloatLogSlider(seconds, base=10, min=0, max=3, description="seconds"),
-        }
-        self.button = W.Button(description="Run", icon="play", button_style="primary")
-        self.out, self.message, self.image = W.Output(), W.HTML(), W.Image(format="png")
-        self.button.on_click(lambda _: self.run())
-        c = self.controls
-        self.ui = W.VBox([W.HBox([c["algorithm"], c["n_way"], c["k_shot"]]),
-                          W.HBox([c["inner_lr"], c["inner_steps"], c["seconds"], self.button]),
-                          self.message, self.out, self.image])
+        }, rows=[["algorithm", "n_way", "k_shot"], ["inner_lr", "inner_steps", "seconds"]])
 
     def _train(self, algorithm, n_way, k_shot, inner_lr, inner_steps, seconds):
         check_episode(self.background, n_way, k_shot, TRAIN["n_query"])
@@ -190,24 +183,17 @@ class FamilyTrainer:
         def redraw(history):
             self.image.value = figure_png(training_figure({algorithm: history}, window=20))
 
-        with self.out:
-            history = train(alg, self.background, seconds=seconds, callback=redraw, n_way=n_way, k_shot=k_shot)
+        history = train(alg, self.background, seconds=seconds, callback=redraw, n_way=n_way, k_shot=k_shot)
         seed_everything(0)
         acc = meta_evaluate(alg, EpisodeSampler(self.evaluation, n_way, k_shot, N_QUERY), episodes=self.test_episodes)
         return alg, history, acc
 
     def run(self):
         """Train with the current control values; a learner's error becomes a message."""
-        values = {k: w.value for k, w in self.controls.items()}
-        self.out.clear_output()
+        values = self.values
         self.message.value = f"Training {NAMES.get(values['algorithm'], values['algorithm'])}..."
-        self.button.disabled = True
-        try:
-            result, error = run_safely(self._train, **values)
-        finally:
-            self.button.disabled = False
-        if error is not None:
-            self.message.value = error_html(error)
+        result = self.call(self._train, **values)
+        if result is None:
             return None
         alg, history, (acc, ci95) = result
         self.algorithms[f"{values['algorithm']} (yours)"] = alg
@@ -216,8 +202,3 @@ class FamilyTrainer:
                               f"<b>{acc:.3f} ± {ci95:.3f}</b> on {self.test_episodes} episodes of the evaluation "
                               f"alphabets.")
         return history
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.ui)

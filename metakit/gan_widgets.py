@@ -8,7 +8,7 @@ import torch
 
 from .gan import dataset_images
 from .gan_augmentation import NAMES, paired_evaluation
-from .widgets import Explorer, error_html, figure_png, run_safely
+from .widgets import Explorer, RunPanel, figure_png
 
 
 def _grid(images: torch.Tensor, cols: int) -> torch.Tensor:
@@ -159,7 +159,7 @@ def summary_text(summary: dict) -> str:
                      f"({100 * r['diff']:+.1f} ± {100 * r['diff_ci']:.1f} points)" for m, r in summary.items())
 
 
-class AugmentationRunner:
+class AugmentationRunner(RunPanel):
     """Sliders for the generated images per real shot and the noise scale; Run re-runs the paired
     evaluation (with a progress bar) and shows the new differences. Errors, including a collapsed
     generator, become a message."""
@@ -167,32 +167,17 @@ class AugmentationRunner:
     def __init__(self, dagan, dataset, pretrained, episodes: int = 100):
         self.dagan, self.dataset, self.pretrained, self.episodes = dagan, dataset, pretrained, episodes
         style = {"description_width": "initial"}
-        self.controls = {
+        super().__init__({
             "n_gen": W.IntSlider(5, min=1, max=10, description="generated per real shot", style=style),
             "noise_scale": W.FloatSlider(1.0, min=0.0, max=3.0, step=0.1, description="noise scale", style=style),
             "k_shot": W.Dropdown(options=[1, 5], value=1, description="k_shot"),
-        }
-        self.button = W.Button(description="Run", icon="play", button_style="primary")
-        self.button.on_click(lambda _: self.run())
-        self.message, self.out, self.image = W.HTML(), W.Output(), W.Image(format="png")
-        self.ui = W.VBox([W.HBox([*self.controls.values(), self.button]), self.message, self.out, self.image])
-
-    @property
-    def values(self) -> dict:
-        return {k: c.value for k, c in self.controls.items()}
+        })
 
     def run(self):
         """Evaluate with the current values; returns the summary, or None after showing the error."""
-        self.out.clear_output()
-        self.button.disabled = True
-        try:
-            with self.out:
-                summary, error = run_safely(augmentation_run, dagan=self.dagan, dataset=self.dataset,
-                                            pretrained=self.pretrained, episodes=self.episodes, **self.values)
-        finally:
-            self.button.disabled = False
-        if error is not None:
-            self.message.value = error_html(error)
+        summary = self.call(augmentation_run, dagan=self.dagan, dataset=self.dataset, pretrained=self.pretrained,
+                            episodes=self.episodes, **self.values)
+        if summary is None:
             return None
         v = self.values
         self.message.value = summary_text(summary)
@@ -200,8 +185,3 @@ class AugmentationRunner:
             summary, f"5-way {v['k_shot']}-shot, {v['n_gen']} generated per real shot, noise {v['noise_scale']:g}, "
                      f"{self.episodes} episodes"))
         return summary
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.ui)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipywidgets as W
 
 from ._runtime import seed_everything
-from .widgets import Explorer, error_html, new_episode_button, run_safely
+from .widgets import Explorer, RunPanel, new_episode_button, run_safely  # noqa: F401 (notebook 04 calls it from here)
 
 
 def _trained(models: dict, method: str, train_ways: int):
@@ -128,22 +128,18 @@ def embedding_figure(models: dict, datasets: dict, method: str, dataset: str, n_
     return fig
 
 
-class MetricTrainer:
+class MetricTrainer(RunPanel):
     """A Run button that trains a metric model on episodes, with a progress bar, and adds it to
     ``models`` under ``(method, train_ways)`` so the accuracy and embedding views can use it."""
 
     def __init__(self, models: dict, dataset, seconds: float = 60.0, on_trained=None):
         self.models, self.dataset, self.on_trained = models, dataset, on_trained
-        self.method = W.Dropdown(options=["proto", "matching", "metaopt"], description="method")
-        self.train_ways = W.IntSlider(20, min=2, max=60, description="training ways")
-        self.seconds = W.FloatLogSlider(seconds, base=10, min=0, max=3, description="seconds")
-        self.lr = W.FloatLogSlider(1e-3, base=10, min=-5, max=1, description="lr")
-        self.button = W.Button(description="Run", icon="play", button_style="primary")
-        self.out = W.Output()
-        self.message = W.HTML()
-        self.button.on_click(lambda _: self.run())
-        self.ui = W.VBox([W.HBox([self.method, self.train_ways]), W.HBox([self.seconds, self.lr, self.button]),
-                          self.message, self.out])
+        super().__init__({
+            "method": W.Dropdown(options=["proto", "matching", "metaopt"], description="method"),
+            "train_ways": W.IntSlider(20, min=2, max=60, description="training ways"),
+            "seconds": W.FloatLogSlider(seconds, base=10, min=0, max=3, description="seconds"),
+            "lr": W.FloatLogSlider(1e-3, base=10, min=-5, max=1, description="lr"),
+        }, rows=[["method", "train_ways"], ["seconds", "lr"]])
 
     def run(self):
         """Train with the current control values; a learner's error becomes a message."""
@@ -154,20 +150,12 @@ class MetricTrainer:
         def train(method, train_ways, seconds, lr):
             sampler = EpisodeSampler(self.dataset, train_ways, 1, n_query=2, rotations=True)
             model = make_model(method)
-            with self.out:
-                history = train_episodes(model, sampler, lr=lr, seconds=seconds)
+            history = train_episodes(model, sampler, lr=lr, seconds=seconds)
             return model, history
 
-        self.out.clear_output()
-        self.button.disabled = True
-        try:
-            values = dict(method=self.method.value, train_ways=self.train_ways.value,
-                          seconds=self.seconds.value, lr=self.lr.value)
-            result, error = run_safely(train, **values)
-        finally:
-            self.button.disabled = False
-        if error is not None:
-            self.message.value = error_html(error)
+        values = self.values
+        result = self.call(train, **values)
+        if result is None:
             return None
         model, history = result
         self.models[values["method"], values["train_ways"]] = model
@@ -176,11 +164,6 @@ class MetricTrainer:
         if self.on_trained is not None:
             self.on_trained()
         return history
-
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.ui)
 
 
 def metric_explorers(models: dict, datasets: dict, background, episodes: int = 100, train_seconds: float = 60.0):

@@ -83,6 +83,55 @@ class Explorer:
         display(self.ui)
 
 
+class RunPanel:
+    """Controls and a Run button over a message area, an output area and a plot: the base of every
+    "train (or evaluate) with these settings" panel.
+
+    A subclass builds its controls, passes them here, and in its ``run`` calls :meth:`call` with
+    the work to do; the work's progress bars print into the output area, the button is disabled
+    while it runs, and a learner's error becomes the message instead of a traceback.
+
+    Args:
+        controls: name -> ipywidgets control.
+        rows: the control names row by row (default: one row); the button ends the last row.
+    """
+
+    def __init__(self, controls: dict, rows=None):
+        self.controls = controls
+        self.button = W.Button(description="Run", icon="play", button_style="primary")
+        self.button.on_click(lambda _: self.run())
+        self.message, self.out, self.image = W.HTML(), W.Output(), W.Image(format="png")
+        rows = [[controls[name] for name in row] for row in (rows or [list(controls)])]
+        rows[-1].append(self.button)
+        self.ui = W.VBox([*(W.HBox(row) for row in rows), self.message, self.out, self.image])
+
+    @property
+    def values(self) -> dict:
+        return {name: c.value for name, c in self.controls.items()}
+
+    def run(self):
+        raise NotImplementedError
+
+    def call(self, fn, **values):
+        """``fn(**values)`` with the output area cleared and the button disabled. Returns its
+        result, or None after showing a learner's error (:data:`USER_ERRORS`) as the message."""
+        self.out.clear_output()
+        self.button.disabled = True
+        try:
+            with self.out:
+                result, error = run_safely(fn, **values)
+        finally:
+            self.button.disabled = False
+        if error is not None:
+            self.message.value = error_html(error)
+        return result
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.ui)
+
+
 def episode_figure(datasets: dict, dataset: str, n_way: int, k_shot: int, n_query: int,
                    rotations: bool = False, seed: int = 0):
     """Notebook 01's callback: draw an episode from ``datasets[dataset]`` and plot it."""

@@ -45,7 +45,8 @@ def test_metric_explorers_and_the_run_button(metric_models, datasets, glyphs_bac
     models = dict(metric_models)
     accuracy, embedding, trainer = widgets.metric_explorers(models, datasets, glyphs_background, episodes=2)
     assert accuracy.message.value == "" and embedding.message.value == ""
-    trainer.method.value, trainer.train_ways.value, trainer.seconds.value = "matching", 5, 1.0
+    trainer.controls["method"].value, trainer.controls["train_ways"].value = "matching", 5
+    trainer.controls["seconds"].value = 1.0
     history = trainer.run()
     assert ("matching", 5) in models and history["episodes"] >= 1
     assert 5 in accuracy.controls["train_ways"].options
@@ -57,7 +58,7 @@ def test_metric_explorers_and_the_run_button(metric_models, datasets, glyphs_bac
         raise FloatingPointError("The loss became nan at episode 3 with lr=10. Training diverged: lower the learning rate.")
 
     monkeypatch.setattr("metakit.training.train_episodes", diverge)
-    trainer.method.value, trainer.train_ways.value = "proto", 7
+    trainer.controls["method"].value, trainer.controls["train_ways"].value = "proto", 7
     assert trainer.run() is None                       # a message, not a traceback
     assert "Training diverged" in trainer.message.value and ("proto", 7) not in models
     assert not trainer.button.disabled

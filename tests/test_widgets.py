@@ -1,3 +1,4 @@
+import ipywidgets as W
 import matplotlib.figure
 import pytest
 
@@ -47,3 +48,24 @@ def test_zero_shots_is_explained(datasets):
     ex = widgets.episode_explorer(datasets)
     ex.controls["k_shot"].value = 0
     assert "k_shot must be a positive whole number" in ex.message.value
+
+
+def test_run_panel_shows_a_learners_error_as_a_message_and_frees_the_button():
+    class Panel(widgets.RunPanel):
+        def run(self):
+            return self.call(self.work, **self.values)
+
+        def work(self, k_shot, n_way):
+            print("progress goes to the output area")
+            if k_shot > 3:
+                raise ValueError(f"k_shot={k_shot} is more than the 3 drawings there are")
+            return k_shot * 2
+
+    panel = Panel({"k_shot": W.IntSlider(2), "n_way": W.IntSlider(5)}, rows=[["k_shot"], ["n_way"]])
+    assert [len(row.children) for row in panel.ui.children[:2]] == [1, 2]  # the button ends the last row
+    assert panel.run() == 4 and panel.message.value == "" and not panel.button.disabled
+    panel.controls["k_shot"].value = 5
+    assert panel.run() is None and "Not possible" in panel.message.value and "k_shot=5" in panel.message.value
+    assert not panel.button.disabled
+    with pytest.raises(TypeError):  # a bug, not a learner's error, still raises
+        panel.call(lambda: None, unexpected=1)
