@@ -22,6 +22,7 @@ from ._runtime import seed_everything
 from .episodes import EpisodeSampler
 from .fewshot import FewShotClassifier
 from .models import Conv4
+from .training import train_episodes
 
 HEADS = {"baseline": "linear", "baselinepp": "cosine"}
 NAMES = {"baseline": "Baseline", "baselinepp": "Baseline++", "proto": "ProtoNet", "maml": "MAML"}
@@ -129,27 +130,10 @@ def pretrain(backbone: Conv4, dataset, head: str = "linear", *, seconds: float |
 def train_episodic(model, sampler, *, seconds: float | None = None, steps: int | None = None, lr: float = 1e-3,
                    clock=time.process_time, progress: bool = True) -> dict:
     """:func:`metakit.training.train_episodes` with a budget in ``clock`` seconds (CPU time by
-    default), so that a prototypical network gets the same compute as the pretrained classifier."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    done = _budget(seconds, steps, clock)
-    history = {"loss": [], "acc": [], "steps": 0}
-    start, clock_start = time.perf_counter(), clock()
-    bar = tqdm(total=steps, desc="episodic training", unit="episode", disable=not progress)
-    while not done(history["steps"]):
-        x_support, y_support, x_query, y_query = sampler.sample()
-        model.fit_support(x_support, y_support)
-        logits = model(x_query)  # (n_query_total, n_way)
-        loss = F.cross_entropy(logits, y_query)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        history["loss"].append(loss.item())
-        history["acc"].append((logits.argmax(1) == y_query).float().mean().item())
-        history["steps"] += 1
-        bar.update(1)
-    bar.close()
-    history["seconds"], history["clock_seconds"] = time.perf_counter() - start, clock() - clock_start
+    default), so that a prototypical network gets the same compute as the pretrained classifier;
+    the history also counts its episodes as ``steps``, like :func:`pretrain`'s."""
+    history = train_episodes(model, sampler, lr=lr, seconds=seconds, episodes=steps, progress=progress, clock=clock)
+    history["steps"] = history["episodes"]
     model.eval()
     return history
 

@@ -43,6 +43,14 @@ def test_a_time_budget_stops_training(sampler):
     assert history["episodes"] >= 1 and history["seconds"] >= 0.3
 
 
+def test_a_budget_on_another_clock(sampler):
+    ticks = iter(range(1000))  # a clock that advances one "second" per reading
+    history = train_episodes(PrototypicalNetwork(Conv4(hidden=8)), sampler, seconds=3.5, progress=True,
+                             clock=lambda: next(ticks))
+    assert history["episodes"] >= 1 and history["clock_seconds"] >= 3.5
+    assert history["seconds"] < 60  # the wall clock is still recorded beside it
+
+
 def test_the_first_budget_reached_wins(sampler):
     history = train_episodes(PrototypicalNetwork(Conv4(hidden=8)), sampler, seconds=600, episodes=3,
                              progress=False)
