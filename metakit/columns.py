@@ -23,6 +23,8 @@ from functools import lru_cache
 import torch
 from faker import Faker
 
+from .stats import mean_ci
+
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "pl_PL", "sv_SE", "ja_JP")
 MIN_VALUES, MAX_VALUES = 10, 30
 
@@ -301,7 +303,6 @@ def compare_on_episodes(methods: dict, dataset: ColumnDataset, n_way: int, k_sho
 
 
 def interval(accs: torch.Tensor) -> tuple[float, float]:
-    """(mean, 95% half-width 1.96 * std / sqrt(n)) of per-episode accuracies or paired differences."""
-    accs = torch.as_tensor(accs, dtype=torch.float64)
-    half = 1.96 * accs.std().item() / len(accs) ** 0.5 if len(accs) > 1 else float("nan")
-    return accs.mean().item(), half
+    """(mean, 95% half-width) of per-episode accuracies or paired differences, with the sample
+    standard deviation (NaN for a single value): :func:`metakit.stats.mean_ci`."""
+    return mean_ci(accs, correction=1)

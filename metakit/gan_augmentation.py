@@ -14,8 +14,6 @@ generated variations of every support image ("aug"):
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +25,7 @@ from .episodes import EpisodeSampler
 from .gan import dataset_images
 from .models import Conv4
 from .protonet import PrototypicalNetwork
+from .stats import mean_ci as interval
 
 METHODS = ("plain", "finetune", "proto")
 NAMES = {"plain": "(a) plain CNN from scratch", "finetune": "(b) pretrained Conv-4, new head",
@@ -166,12 +165,6 @@ def paired_evaluation(dagan, dataset, n_way: int = 5, k_shot: int = 1, n_query: 
     result = {m: {k: torch.tensor(v, dtype=torch.float64) for k, v in d.items()} for m, d in accs.items()}
     result["summary"] = summarize(result)
     return result
-
-
-def interval(values: torch.Tensor) -> tuple[float, float]:
-    """``(mean, 1.96 * std / sqrt(n))``: a mean and its 95% half-width."""
-    values = torch.as_tensor(values, dtype=torch.float64)
-    return values.mean().item(), 1.96 * values.std(correction=0).item() / math.sqrt(len(values))
 
 
 def summarize(result: dict) -> dict:

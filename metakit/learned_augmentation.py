@@ -22,6 +22,7 @@ from .episodes import EpisodeSampler
 from .gradient_training import meta_train
 from .maml import MAML
 from .models import Conv4
+from .stats import mean_ci
 
 NAMES = ("rotation", "scale", "shear", "translate", "thickness", "noise")
 #: the largest magnitude each parameter can reach (rotation in radians; scale, shear, translate as
@@ -205,11 +206,6 @@ def episode_accuracies(algorithm, sampler, episodes: int) -> torch.Tensor:
     finally:
         algorithm.train(was_training)
     return torch.tensor(accs, dtype=torch.float64)
-
-
-def mean_ci(values: torch.Tensor) -> tuple[float, float]:
-    """``(mean, 1.96 * std / sqrt(n))``; for a paired difference pass the per-episode differences."""
-    return values.mean().item(), 1.96 * values.std(correction=0).item() / math.sqrt(len(values))
 
 
 #: the comparison's budget: CPU-seconds of meta-training per arm, and the outer rates

@@ -19,13 +19,12 @@ Shuffle modes of :class:`NMESampler`:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from .episodes import EpisodeSampler, check_episode, import_learn2learn
 from .protonet import PrototypicalNetwork
+from .stats import mean_ci
 
 SHUFFLES = ("none", "intra", "inter")
 
@@ -178,12 +177,6 @@ def probe(learner, sampler, episodes: int = 100, zero_steps: bool = False) -> di
     finally:
         learner.train(was_training)
     return {k: mean_ci(v) for k, v in scores.items()}
-
-
-def mean_ci(values) -> tuple[float, float]:
-    """``(mean, 1.96 * std / sqrt(n))`` of a list of per-episode numbers."""
-    v = torch.tensor(values, dtype=torch.float64)
-    return v.mean().item(), 1.96 * v.std(correction=0).item() / math.sqrt(len(v))
 
 
 class BiasedPrototypicalNetwork(PrototypicalNetwork):

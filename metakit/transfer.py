@@ -22,6 +22,7 @@ from ._runtime import seed_everything
 from .episodes import EpisodeSampler
 from .fewshot import FewShotClassifier
 from .models import Conv4
+from .stats import mean_ci as interval
 from .training import train_episodes
 
 HEADS = {"baseline": "linear", "baselinepp": "cosine"}
@@ -252,12 +253,6 @@ def episode_accuracy(method, x_support, y_support, x_query, y_query) -> float:
         with torch.no_grad():
             logits = method(x_query)
     return (logits.argmax(-1) == y_query).float().mean().item()
-
-
-def interval(accs) -> tuple[float, float]:
-    """``(mean, 95% half-width)`` of per-episode values: ``1.96 * std / sqrt(n)``."""
-    a = torch.as_tensor(accs, dtype=torch.float64)
-    return a.mean().item(), 1.96 * a.std(correction=0).item() / math.sqrt(len(a))
 
 
 def compare(methods: dict, test_sets: dict, settings: dict = SETTINGS, episodes: int = 600, seed: int = 0,
