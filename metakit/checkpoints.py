@@ -11,6 +11,19 @@ import torch
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
 
 
+def checkpoint_path(path) -> Path:
+    """``path`` itself, or ``data/checkpoints/<path>`` when it is a bare file name."""
+    path = Path(path)
+    return CHECKPOINTS / path if path.parent == Path(".") else path
+
+
+def load_weights(model: torch.nn.Module, path) -> dict:
+    """Load ``model``'s weights from a checkpoint :func:`train_or_load` saved; returns what it recorded."""
+    saved = torch.load(checkpoint_path(path), map_location="cpu", weights_only=True)
+    model.load_state_dict(saved["state_dict"])
+    return saved.get("info", {})
+
+
 def train_or_load(model: torch.nn.Module, path, train, retrain: bool = False) -> dict:
     """Load ``model``'s weights from ``path``, or train it and save them there.
 
@@ -23,14 +36,10 @@ def train_or_load(model: torch.nn.Module, path, train, retrain: bool = False) ->
     Returns:
         The recorded dict, with ``"loaded": True`` when the weights came from the file.
     """
-    path = Path(path)
-    if path.parent == Path("."):
-        path = CHECKPOINTS / path
+    path = checkpoint_path(path)
     if path.exists() and not retrain:
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            model.load_state_dict(saved["state_dict"])
-            return {**saved.get("info", {}), "loaded": True}
+            return {**load_weights(model, path), "loaded": True}
         except Exception as e:  # a truncated file, or one saved from another architecture
             warnings.warn(f"Could not load the checkpoint {path} ({type(e).__name__}: {e}); training again instead.",
                           stacklevel=2)

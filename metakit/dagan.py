@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import train_or_load
+from .checkpoints import checkpoint_path, load_weights, train_or_load
 from .gan import DCGANDiscriminator, dataset_images, train_adversarial
 
 CHECKPOINT = "dagan-glyphs.pt"  # made by: python benchmarks/gan_augmentation.py --save-checkpoints
@@ -166,15 +166,10 @@ def train_or_load_dagan(dataset, path=CHECKPOINT, cpu_seconds: float = CPU_SECON
 
 def load_dagan(path=CHECKPOINT) -> DAGANGenerator:
     """The committed DAGAN, in eval mode; ``FileNotFoundError`` naming the command that makes it."""
-    from pathlib import Path
-
-    from .checkpoints import CHECKPOINTS
-
-    path = Path(path)
-    path = CHECKPOINTS / path if path.parent == Path(".") else path
+    path = checkpoint_path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; make it with "
                                 "python benchmarks/gan_augmentation.py --save-checkpoints")
     generator = DAGANGenerator()
-    generator.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    load_weights(generator, path)
     return generator.eval()

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._runtime import seed_everything
-from .checkpoints import CHECKPOINTS
+from .checkpoints import load_weights
 from .episodes import EpisodeSampler
 from .gan import dataset_images
 from .models import Conv4
@@ -50,12 +50,8 @@ def episode_sampler(dataset, n_way: int, k_shot: int, n_query: int) -> EpisodeSa
 
 def load_pretrained(path=PRETRAINED) -> PrototypicalNetwork:
     """The prototypical network of notebook 04 (Conv-4 trained on glyph background episodes), in eval mode."""
-    from pathlib import Path
-
-    path = Path(path)
-    path = CHECKPOINTS / path if path.parent == Path(".") else path
     model = PrototypicalNetwork(Conv4())
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    load_weights(model, path)
     return model.eval()
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from metakit.checkpoints import train_or_load
+from metakit.checkpoints import CHECKPOINTS, checkpoint_path, load_weights, train_or_load
 
 
 def make():
@@ -53,3 +53,14 @@ def test_a_checkpoint_of_another_architecture_is_not_loaded_silently(tmp_path):
     train_or_load(make(), path, fake_train([]))
     with pytest.warns(UserWarning, match="Could not load"):
         train_or_load(nn.Linear(4, 2), path, lambda m: {"episodes": 1})
+
+
+def test_load_weights_reads_what_train_or_load_saved(tmp_path):
+    path = tmp_path / "m.pt"
+    train_or_load(make(), path, fake_train([]))
+    model = make()
+    info = load_weights(model, path)
+    assert info["episodes"] == 7 and torch.all(model.weight == 0.5)
+    assert checkpoint_path("m.pt") == CHECKPOINTS / "m.pt" and checkpoint_path(path) == path
+    with pytest.raises(FileNotFoundError):
+        load_weights(make(), tmp_path / "missing.pt")
