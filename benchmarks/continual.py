@@ -6,7 +6,7 @@ against a pretrained network, on glyphs.
     python benchmarks/continual.py --save-checkpoints  # also write data/checkpoints/{oml,anml,pretrain}-*.pt,
                                                        # which notebook 07 loads instead of training
 
-Part 1: the five strategies of metakit.continual_methods on 10 rotated-glyph tasks (20 evaluation
+Part 1: the five strategies of metakit.continual.methods on 10 rotated-glyph tasks (20 evaluation
 classes, task t turned by 18t degrees; 15 training and 5 test images per class and task), an MLP
 784-100-100-20, SGD with learning rate 0.1, batches of 10, 3 epochs per task, 75 memories per task
 (a quarter of each task's images, GEM's MNIST ratio), GEM's margin 0.5 as in its authors' code,
@@ -16,7 +16,7 @@ accuracy, backward and forward transfer (Lopez-Paz & Ranzato 2017).
 Part 2: OML, ANML and a network pretrained with ordinary cross-entropy, each given the same number
 of steps on 17 glyph background alphabets; each one's head learning rate chosen on the two held-out
 background alphabets; then 100 (and all 579) evaluation classes learned one example per SGD step
-on a fresh linear head, the representation frozen (metakit.oml.stream_accuracy).
+on a fresh linear head, the representation frozen (metakit.continual.oml.stream_accuracy).
 
 Targets (issue 7): GEM and A-GEM at least 0.20 above naive fine-tuning in average accuracy with
 backward transfer above -0.05; OML and ANML at least 0.15 above the pretrained network after 100
@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 import metakit  # noqa: E402
-from metakit.checkpoints import CHECKPOINTS, train_or_load  # noqa: E402
-from metakit.continual import glyph_stream, mlp, run_stream  # noqa: E402
-from metakit.continual_methods import STRATEGIES, make_strategy  # noqa: E402
-from metakit.oml import meta_continual_models  # noqa: E402
+from metakit.checkpoints import CHECKPOINTS  # noqa: E402
+from metakit.continual.methods import STRATEGIES, make_strategy  # noqa: E402
+from metakit.continual.oml import meta_continual_models  # noqa: E402
+from metakit.continual.stream import glyph_stream, mlp, run_stream  # noqa: E402
 
 STREAM = dict(kind="rotations", n_tasks=10, n_classes=20)
 TRAINING = dict(lr=0.1, epochs=3, memory_per_task=75, ewc_strength=10.0)
@@ -67,7 +67,7 @@ def part2(quick: bool, progress: bool, seed: int, save: bool) -> dict:
     folder = CHECKPOINTS if save and not quick else Path(tempfile.mkdtemp())
     steps = 20 if quick else None
     models = meta_continual_models(background, folder=folder, steps=steps, retrain=True, seed=seed, progress=progress)
-    from metakit.oml import compare_on_stream
+    from metakit.continual.oml import compare_on_stream
 
     curves, table = compare_on_stream(models, background, evaluation, seed=seed)
     print(f"\n{'model':<9} {'train steps':>11} {'train s':>8} {'head lr':>8} {'10':>6} {'50':>6} {'100':>6} "

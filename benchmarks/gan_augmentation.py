@@ -5,9 +5,9 @@
     python benchmarks/gan_augmentation.py --save-checkpoints  # also write data/checkpoints/{dcgan,dagan}-glyphs.pt,
                                                               # which notebook 05 loads instead of training
 
-1. The DAGAN-style generator (metakit.dagan) on the glyph background alphabets, 300 CPU-seconds
+1. The DAGAN-style generator (metakit.gan.dagan) on the glyph background alphabets, 300 CPU-seconds
    (time.process_time, one thread): gen_train_s.
-2. A DCGAN on the background alphabets (metakit.gan, 100 CPU-seconds), for notebook 05.
+2. A DCGAN on the background alphabets (metakit.gan.dcgan, 100 CPU-seconds), for notebook 05.
 3. Its sample quality on the evaluation alphabets, which it never saw: the spread of its variations
    against real drawings' (diversity), the collapse check, and the accuracy of a nearest-prototype
    classifier built from generated images only.
@@ -35,11 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 import metakit  # noqa: E402
-from metakit import dagan as dagan_module  # noqa: E402
-from metakit import gan  # noqa: E402
 from metakit.checkpoints import CHECKPOINTS  # noqa: E402
-from metakit.gan_augmentation import (check_collapse, format_table, generated_only_accuracy,  # noqa: E402
-                                      load_pretrained, paired_evaluation)
+from metakit.gan import dagan as dagan_module  # noqa: E402
+from metakit.gan import dcgan as gan  # noqa: E402
+from metakit.gan.augmentation import (  # noqa: E402
+    check_collapse,
+    format_table,
+    generated_only_accuracy,
+    load_pretrained,
+    paired_evaluation,
+)
 
 REFERENCE = (0.69, 0.82)  # DAGAN paper: plain low-data Omniglot classifier without / with DAGAN
 SETTINGS = {"5w1s": 1, "5w5s": 5}

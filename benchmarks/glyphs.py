@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import metakit  # noqa: E402
 from metakit.episodes import EpisodeSampler  # noqa: E402
 from metakit.glyphs import load_or_build  # noqa: E402
+from metakit.metric.protonet import PrototypicalNetwork  # noqa: E402
 from metakit.models import Conv4  # noqa: E402
-from metakit.protonet import PrototypicalNetwork  # noqa: E402
 from metakit.training import evaluate, train_episodes  # noqa: E402
 
 TRAIN = dict(n_way=40, k_shot=1, n_query=2, rotations=True)
@@ -89,11 +89,11 @@ def main(argv=None) -> None:
     model = PrototypicalNetwork(Conv4()).to(device)
     sampler = EpisodeSampler(background, **TRAIN, device=device)
     history = train_episodes(model, sampler, lr=LR, seconds=seconds, progress=progress, device=device)
-    n_last = min(50, history["episodes"])
+    n_last = min(50, history["steps"])
     last = slice(-n_last, None)
     print(f"training: {TRAIN['n_way']}-way {TRAIN['k_shot']}-shot, {TRAIN['n_query']} queries per class, "
           f"rotations={TRAIN['rotations']}, Adam lr={LR:g} on {describe(background)}, for {history['seconds']:.0f} s "
-          f"on {device}: {history['episodes']} episodes, last {n_last} episodes loss "
+          f"on {device}: {history['steps']} episodes, last {n_last} episodes loss "
           f"{np.mean(history['loss'][last]):.3f} acc {np.mean(history['acc'][last]):.3f}", flush=True)
 
     omniglot_path = metakit.shared_omniglot_path()
@@ -126,7 +126,7 @@ def main(argv=None) -> None:
     for name, label in labels.items():
         cells = [f"{m:.4f} +- {ci:.4f}" for m, ci in (results[f"{name}_{k}"] for k in TESTS)]
         print(f"{label:<{width}}  {cells[0]:>16}  {cells[1]:>16}")
-    print(f"\nreferences, same episodes: nearest class mean on raw pixels; Snell et al. (2017) on full Omniglot")
+    print("\nreferences, same episodes: nearest class mean on raw pixels; Snell et al. (2017) on full Omniglot")
     wide = width + len("pixels, ")
     print(f"{'':<{wide}}  {'5-way 1-shot':>16}  {'20-way 1-shot':>16}")
     for name, label in labels.items():

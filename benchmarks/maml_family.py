@@ -9,8 +9,8 @@ glyph evaluation alphabets and on real Omniglot.
     python benchmarks/maml_family.py --threads 1          # one CPU core: the budget is then CPU time
     python benchmarks/maml_family.py --only "" --threads 1 --target-seconds 590   # the target run alone
 
-Training (metakit.family): 5-way 1-shot episodes with 5 queries per class, 4 tasks per
-meta-iteration, Adam 1e-3, each algorithm's inner loop as in metakit.family.FAMILY. Testing:
+Training (metakit.gradient.family): 5-way 1-shot episodes with 5 queries per class, 4 tasks per
+meta-iteration, Adam 1e-3, each algorithm's inner loop as in metakit.gradient.family.FAMILY. Testing:
 5-way 1-shot and 5-way 5-shot with 15 queries per class, every algorithm on the same episodes,
 adapting with the number of inner steps it was trained with. Target (issue 3): MAML at least
 0.95 on glyph 5-way 1-shot after at most 10 CPU-minutes of meta-training, checked by a separate
@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 import metakit  # noqa: E402
-from metakit import family  # noqa: E402
+from metakit.gradient import family  # noqa: E402
 from metakit.checkpoints import train_or_load  # noqa: E402
 from metakit.datasets import held_out_sets  # noqa: E402
-from metakit.metric import format_table  # noqa: E402
+from metakit.metric.experiments import format_table  # noqa: E402
 
 TARGET = ("maml_5w1s", 0.95)
 # Full Omniglot (1200 training characters, 60 000 meta-iterations of 32 tasks on a GPU), for
@@ -85,8 +85,8 @@ def main(argv=None) -> None:
             history = train(algorithm)
         algorithms[name], trained[name] = algorithm, history
         last = history["acc"][-100:]
-        print(f"{family.NAMES[name]}: {history['iterations']} meta-iterations in {history['seconds']:.0f} s "
-              f"({1000 * history['seconds'] / history['iterations']:.0f} ms each), "
+        print(f"{family.NAMES[name]}: {history['steps']} meta-iterations in {history['seconds']:.0f} s "
+              f"({1000 * history['seconds'] / history['steps']:.0f} ms each), "
               f"last 100 query accuracy {sum(last) / len(last):.3f}", flush=True)
 
     results = {}
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
         key, goal = TARGET
         verdict = "met" if target["acc"] >= goal and history["clock_seconds"] <= 600 else "MISSED"
         print(f"\ntarget run: MAML meta-trained for {history['clock_seconds']:.0f} CPU-seconds "
-              f"({history['iterations']} meta-iterations, {history['seconds']:.0f} s of wall clock, "
+              f"({history['steps']} meta-iterations, {history['seconds']:.0f} s of wall clock, "
               f"{torch.get_num_threads()} thread(s)): glyph 5w1s {target['acc']:.4f}±{target['ci95']:.4f} "
               f"over {episodes} episodes; target >= {goal} within 10 CPU-minutes: {verdict}")
     print(f"total time {time.perf_counter() - start:.0f} s")

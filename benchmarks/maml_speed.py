@@ -42,8 +42,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 import metakit  # noqa: E402
 from metakit.episodes import EpisodeSampler, import_learn2learn  # noqa: E402
-from metakit.gradient import default_vectorize, meta_loss  # noqa: E402
-from metakit.gradient_training import sample_tasks  # noqa: E402
+from metakit.gradient.functional import default_vectorize, meta_loss  # noqa: E402
+from metakit.gradient.training import sample_tasks  # noqa: E402
 
 
 def sinusoid_setting(batches: int):

@@ -39,9 +39,8 @@ import torch  # noqa: E402
 import metakit  # noqa: E402
 from metakit.checkpoints import CHECKPOINTS  # noqa: E402
 from metakit.datasets import held_out_sets  # noqa: E402
-from metakit.learned_augmentation import (AUG_TRAIN, augmentation_experiment, format_augmentation_table,  # noqa: E402
-                                          mean_ci)
-from metakit.meta_augmentation import format_nme_table, nme_experiment  # noqa: E402
+from metakit.meta_augmentation.learned import AUG_TRAIN, augmentation_experiment, format_augmentation_table, mean_ci  # noqa: E402
+from metakit.meta_augmentation.nme import format_nme_table, nme_experiment  # noqa: E402
 
 
 def main(argv=None) -> None:

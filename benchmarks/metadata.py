@@ -6,7 +6,7 @@
     python benchmarks/metadata.py --save-checkpoints  # also write data/checkpoints/columns-proto.pt,
                                                       # which notebook 09 loads instead of training
 
-Columns come from metakit.columns (Faker 40.54.0, 11 locales, 10 to 30 values a column): 58
+Columns come from metakit.metadata.columns (Faker 40.54.0, 11 locales, 10 to 30 values a column): 58
 background types plus 100 synthetic template types for meta-training, 12 held-out types for the test
 (IBAN, MAC address, percentage, time, licence plate, job title, company, user agent, time zone,
 MIME type, SWIFT/BIC, colour name). Three methods, each on the same 5-way episodes with 5 query
@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 from metakit.checkpoints import CHECKPOINTS, train_or_load  # noqa: E402
-from metakit.column_encoder import ColumnPrototypes, train_column_prototypes, training_summary  # noqa: E402
-from metakit.column_rules import HandFeatureNearestNeighbour, RuleSignatureClassifier  # noqa: E402
-from metakit.columns import compare_on_episodes, interval, split_datasets  # noqa: E402
+from metakit.metadata.columns import compare_on_episodes, interval, split_datasets  # noqa: E402
+from metakit.metadata.encoder import ColumnPrototypes, train_column_prototypes, training_summary  # noqa: E402
+from metakit.metadata.rules import HandFeatureNearestNeighbour, RuleSignatureClassifier  # noqa: E402
 
 CHECKPOINT = "columns-proto.pt"
 TRAINING = dict(n_way=15, k_shot=5, n_query=5, meta_lr=1e-3)

@@ -7,9 +7,9 @@ glyph evaluation alphabets and on real Omniglot.
     python benchmarks/metric.py --save-checkpoints   # also write data/checkpoints/<method>-<ways>way.pt,
                                                      # which notebook 04 loads instead of training
 
-Training: metakit.metric.TRAIN episodes (40-way 1-shot with 2 queries per class for the
+Training: metakit.metric.experiments.TRAIN episodes (40-way 1-shot with 2 queries per class for the
 prototypical and matching networks, 20-way 1-shot with 5 for MetaOptNet, whose QP is slow at 40
-ways; 120 images a step for all; rotations as classes), Adam 1e-3. Testing: metakit.metric.SETTINGS, every method on the same episodes. Targets (issue 4):
+ways; 120 images a step for all; rotations as classes), Adam 1e-3. Testing: metakit.metric.experiments.SETTINGS, every method on the same episodes. Targets (issue 4):
 the prototypical network at least 0.98 on glyph 5-way 1-shot and 0.95 on 20-way 1-shot after at
 most 3 CPU-minutes. The last line printed is ``RESULT key=value ...``.
 """
@@ -28,7 +28,7 @@ import metakit  # noqa: E402
 from metakit.checkpoints import train_or_load  # noqa: E402
 from metakit.datasets import held_out_sets  # noqa: E402
 from metakit.episodes import EpisodeSampler  # noqa: E402
-from metakit.metric import NAMES, SETTINGS, TRAIN, compare, format_table, make_model  # noqa: E402
+from metakit.metric.experiments import NAMES, SETTINGS, TRAIN, compare, format_table, make_model  # noqa: E402
 from metakit.training import train_episodes  # noqa: E402
 
 TARGETS = {"proto_5w1s": 0.98, "proto_20w1s": 0.95}
@@ -69,13 +69,13 @@ def main(argv=None) -> None:
         else:
             history = train(model)
         models[method], trained[method] = model, history
-        print(f"{NAMES[method]}: {TRAIN[method]['n_way']}-way, {history['episodes']} training episodes in {history['seconds']:.0f} s on {device}, "
+        print(f"{NAMES[method]}: {TRAIN[method]['n_way']}-way, {history['steps']} training episodes in {history['seconds']:.0f} s on {device}, "
               f"last 50 query accuracy {sum(history['acc'][-50:]) / len(history['acc'][-50:]):.3f}", flush=True)
 
     results = compare(models, test_sets, SETTINGS, episodes=episodes, seed=args.seed, device=device, progress=progress)
     print(f"\naccuracy over {episodes} test episodes (mean±95% interval), all methods on the same episodes:")
     print(format_table(results))
-    print("\ntraining: " + ", ".join(f"{NAMES[m]} {trained[m]['episodes']} episodes / {trained[m]['seconds']:.0f} s"
+    print("\ntraining: " + ", ".join(f"{NAMES[m]} {trained[m]['steps']} episodes / {trained[m]['seconds']:.0f} s"
                                      for m in models))
 
     print("\nreferences (papers, full Omniglot, trained for hours on a GPU) and our ratio on real Omniglot:")

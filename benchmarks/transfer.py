@@ -8,9 +8,9 @@
 Training on the glyph background alphabets (19 alphabets, 1012 characters, rotations as classes),
 each for the same budget of this process's CPU time (``time.process_time``, one torch thread):
 Baseline, a Conv-4 classifier over all 4048 classes with a linear head (Adam 1e-3, batches of
-64); Baseline++, the same with a cosine head; a prototypical network (metakit.metric's regime:
+64); Baseline++, the same with a cosine head; a prototypical network (metakit.metric.experiments's regime:
 40-way 1-shot episodes, 2 queries, Adam 1e-3). MAML is notebook 03's checkpoint
-``family-maml.pt`` (300 s of wall clock on one thread, 5-way 1-shot, metakit.family), or a fresh
+``family-maml.pt`` (300 s of wall clock on one thread, 5-way 1-shot, metakit.gradient.family), or a fresh
 MAML trained for the same CPU budget with ``--retrain-maml`` (and in quick mode).
 
 Testing: 5-way 1-shot and 5-way 5-shot, 15 queries per class, on the glyph evaluation alphabets and
@@ -35,10 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 import metakit  # noqa: E402
-from metakit import family, metric, transfer  # noqa: E402
 from metakit.checkpoints import CHECKPOINTS, train_or_load  # noqa: E402
 from metakit.datasets import held_out_sets  # noqa: E402
 from metakit.episodes import EpisodeSampler  # noqa: E402
+from metakit.gradient import family  # noqa: E402
+from metakit.metric import experiments as metric  # noqa: E402
+from metakit.transfer import finetune as transfer  # noqa: E402
 
 # Chen et al. 2019, Conv-4 on mini-ImageNet (Table 3) and ResNet-18 mini-ImageNet -> CUB (Table 4):
 # the direction of effect to compare with, not the same data.
@@ -72,7 +74,7 @@ def build(background, seconds: float, folder: Path, save: bool, retrain_maml: bo
     train = lambda a: family.train(a, background, seconds=seconds, progress=progress, clock=time.process_time)  # noqa: E731
     path = CHECKPOINTS / "family-maml.pt" if not retrain_maml else folder / "transfer-maml.pt"
     h = train_or_load(maml, path, train, retrain=retrain_maml)
-    info["maml"] = {"steps": h["iterations"], "clock_seconds": h.get("clock_seconds", h["seconds"]),
+    info["maml"] = {"steps": h["steps"], "clock_seconds": h.get("clock_seconds", h["seconds"]),
                     "loaded": h["loaded"], "wall": h["seconds"]}
     methods["maml"] = maml
     return methods, info

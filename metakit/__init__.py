@@ -1,6 +1,31 @@
 """metakit: the helper package behind the meta-learning notebooks.
 
-Notebooks import everything from here; they define inline only the idea they are teaching.
+The package is laid out like the book. The shared pieces sit at the top and are exported here
+(``import metakit`` then ``metakit.load_glyphs(...)``); each chapter is a subpackage holding its
+algorithms, its experiment protocol and its widgets, which a notebook imports by name (``from
+metakit.gradient import family``). A notebook defines inline only the idea it is teaching.
+
+Map of the book
+---------------
+=====================  =========================================================================
+notebook               package
+=====================  =========================================================================
+01 few-shot tasks      the shared pieces: ``datasets``, ``glyphs``, ``episodes``, ``plots``,
+                       ``widgets`` (and ``metric.protonet`` for the nearest-mean baseline)
+02 MAML derivation     ``gradient`` (``functional``, ``maml``, ``training``, ``sinusoid``)
+03 the MAML family     ``gradient`` (``family``, one module per algorithm, ``widgets``)
+04 metric methods      ``metric``
+05 GAN augmentation    ``gan``
+06 meta-augmentation   ``meta_augmentation``
+07 continual learning  ``continual``
+08 transfer            ``transfer`` (with ``gradient.family`` and ``metric.experiments``)
+09 metadata            ``metadata``
+=====================  =========================================================================
+
+Shared at the top: ``runtime`` (device, seeds, quick mode), ``datasets`` and ``glyphs``,
+``episodes``, ``models`` (Conv-4), ``fewshot`` (the metric methods' base class), ``training``
+(the episodic training loop several chapters use), ``checkpoints`` (train-or-load), ``stats``
+(the confidence interval), ``plots`` and ``widgets`` (the widget machinery).
 
 Names used everywhere in the kit
 --------------------------------
@@ -24,7 +49,7 @@ Quick mode
 code path; CI uses it. ``METAKIT_DEVICE`` overrides the device that :func:`device` picks.
 """
 
-from ._runtime import device, quick_mode, seed_everything
+from . import continual, gan, gradient, meta_augmentation, metadata, metric, transfer
 from .datasets import (
     ImageClassDataset,
     SinusoidTasks,
@@ -35,66 +60,23 @@ from .datasets import (
     shared_omniglot_path,
 )
 from .episodes import EpisodeSampler, sample_episode
+from .gradient import ANIL, MAML, MAMLPlusPlus, MetaSGD, Reptile, meta_evaluate, meta_train
+from .metric import MatchingNetwork, MetaOptNet, PrototypicalNetwork
 from .models import Conv4
-from .anil import ANIL
-from .gradient_training import meta_evaluate, meta_train
-from .maml import MAML
-from .mamlpp import MAMLPlusPlus
-from .matching import MatchingNetwork
-from .metaoptnet import MetaOptNet
-from .metasgd import MetaSGD
-from .protonet import PrototypicalNetwork
-from .reptile import Reptile
+from .runtime import device, quick_mode, seed_everything
 from .training import evaluate, train_episodes
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "device",
-    "quick_mode",
-    "seed_everything",
-    "ImageClassDataset",
-    "SinusoidTasks",
-    "ink_statistics",
-    "load_glyphs",
-    "load_image_folder",
-    "load_omniglot",
+    # shared pieces
+    "device", "quick_mode", "seed_everything",
+    "ImageClassDataset", "SinusoidTasks", "ink_statistics", "load_glyphs", "load_image_folder", "load_omniglot",
     "shared_omniglot_path",
-    "EpisodeSampler",
-    "sample_episode",
-    "Conv4",
-    "PrototypicalNetwork",
-    "MatchingNetwork",
-    "MetaOptNet",
-    "train_episodes",
-    "evaluate",
-    "MAML",
-    "Reptile",
-    "ANIL",
-    "MetaSGD",
-    "MAMLPlusPlus",
-    "meta_train",
-    "meta_evaluate",
-]
-
-# Continual learning and meta-continual learning (notebook 07)
-from .continual import ContinualLearner, TaskMemory, continual_metrics, glyph_stream, run_stream  # noqa: E402
-from .continual_methods import AGEM, EWC, GEM, Replay, gem_project  # noqa: E402
-from .oml import ANML, OnlineLearner, meta_train_online, stream_accuracy  # noqa: E402
-
-__all__ += [
-    "ContinualLearner",
-    "TaskMemory",
-    "continual_metrics",
-    "glyph_stream",
-    "run_stream",
-    "EWC",
-    "Replay",
-    "GEM",
-    "AGEM",
-    "gem_project",
-    "OnlineLearner",
-    "ANML",
-    "meta_train_online",
-    "stream_accuracy",
+    "EpisodeSampler", "sample_episode", "Conv4", "train_episodes", "evaluate",
+    # the methods several notebooks use
+    "PrototypicalNetwork", "MatchingNetwork", "MetaOptNet",
+    "MAML", "Reptile", "ANIL", "MetaSGD", "MAMLPlusPlus", "meta_train", "meta_evaluate",
+    # the chapters
+    "gradient", "metric", "gan", "meta_augmentation", "continual", "transfer", "metadata",
 ]

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .glyphs import load_or_build
+
 IMAGE_SIZE = 28
 LAYOUT = "<root>/<alphabet>/<character>/<image>.png"
 SHARED_OMNIGLOT = Path("shared/data/omniglot/images_background_small1.zip")
@@ -228,7 +230,6 @@ def load_glyphs(split: str = "background", root=None, seed: int = 0, rebuild: bo
         seed: the build seed; the same seed gives the same images.
         rebuild: ignore the cache and build again.
     """
-    from .glyphs import load_or_build
 
     if split not in {"background", "evaluation", "all"}:
         raise ValueError(f"split must be 'background', 'evaluation' or 'all'; got {split!r}.")

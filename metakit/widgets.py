@@ -14,9 +14,9 @@ import time
 
 import ipywidgets as W
 
-from ._runtime import seed_everything
 from .episodes import sample_episode
 from .plots import plot_episode
+from .runtime import seed_everything
 
 # Errors a learner can cause by moving a control; anything else is a bug and is raised.
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)

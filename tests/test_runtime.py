@@ -37,3 +37,34 @@ def test_seed_everything_repeats_a_run(glyphs_evaluation):
 def test_quick_mode_reads_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("METAKIT_QUICK", value)
     assert metakit.quick_mode() is expected
+
+
+def test_a_step_budget_counts_steps_and_logs_metrics():
+    from metakit.runtime import Budget
+
+    budget = Budget(steps=4, progress=False)
+    for step in budget:
+        budget.log(loss=1.0 / (step + 1))
+    summary = budget.summary()
+    assert summary["steps"] == 4 and budget.history["loss"] == [1.0, 0.5, 1 / 3, 0.25]
+    assert summary["seconds"] >= 0 and summary["clock_seconds"] >= 0
+
+
+def test_a_time_budget_stops_on_its_clock():
+    from metakit.runtime import Budget
+
+    ticks = iter(range(100))
+    budget = Budget(seconds=3, clock=lambda: float(next(ticks)), progress=False)
+    steps = [s for s in budget]
+    # the clock advances one "second" per reading; the loop stops once 3 have passed
+    assert 1 <= len(steps) <= 3 and budget.summary()["clock_seconds"] >= 3
+
+
+def test_whichever_budget_ends_first_and_bad_budgets():
+    from metakit.runtime import Budget
+
+    assert len(list(Budget(steps=2, seconds=1e9, progress=False))) == 2
+    assert list(Budget(steps=0, progress=False)) == []
+    for kwargs, match in [({}, "Give a budget"), ({"steps": -1}, "steps"), ({"seconds": -2.0}, "seconds")]:
+        with pytest.raises(ValueError, match=match):
+            Budget(**kwargs, progress=False)

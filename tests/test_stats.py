@@ -1,24 +1,42 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from metakit.stats import mean_ci
+from metakit.stats import format_ci, mean_ci, t95
 
 
-def test_population_interval_fixed_value():
-    mean, half = mean_ci([0.0, 1.0])
-    assert mean == 0.5 and half == pytest.approx(1.96 * 0.5 / math.sqrt(2))
+def test_large_samples_use_the_papers_convention():
+    """From 30 values: 1.96 * population std / sqrt(n), as the few-shot papers' code computes it."""
+    values = np.random.default_rng(0).random(600)
+    mean, half = mean_ci(values.tolist())
+    assert mean == pytest.approx(values.mean())
+    assert half == pytest.approx(1.96 * np.std(values) / math.sqrt(600))
 
 
-def test_sample_interval_and_a_single_value():
-    mean, half = mean_ci(torch.tensor([0.0, 1.0, 0.0, 1.0]), correction=1)
-    assert mean == 0.5 and half == pytest.approx(1.96 * math.sqrt(1 / 3) / 2)
-    mean, half = mean_ci(torch.tensor([0.7]), correction=1)
+def test_small_samples_use_student_t_with_the_sample_std():
+    values = [0.0, 1.0, 0.0, 1.0]
+    mean, half = mean_ci(torch.tensor(values))
+    assert mean == 0.5
+    assert half == pytest.approx(3.182446 * np.std(values, ddof=1) / 2, rel=1e-6)
+    assert t95(2) == pytest.approx(4.302653, rel=1e-6)
+    # a t interval is wider than the normal one for the same sample
+    assert half > 1.96 * np.std(values, ddof=1) / 2
+
+
+def test_a_single_value_has_no_interval_and_no_values_is_an_error():
+    mean, half = mean_ci([0.7])
     assert mean == pytest.approx(0.7) and math.isnan(half)
-    assert mean_ci([0.7]) == (pytest.approx(0.7), 0.0)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_ci([])
 
 
 def test_a_paired_difference_is_the_interval_of_the_differences():
     a, b = torch.tensor([0.8, 0.9, 1.0, 0.7]), torch.tensor([0.7, 0.8, 0.9, 0.6])
     assert mean_ci(a - b) == (pytest.approx(0.1), pytest.approx(0.0, abs=1e-6))
+
+
+def test_format_ci():
+    assert format_ci(0.98621, 0.00251) == "0.9862±0.0025"
+    assert format_ci(0.5, 0.25, digits=2) == "0.50±0.25"

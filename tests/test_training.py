@@ -8,8 +8,8 @@ from torch import nn
 from metakit import seed_everything
 from metakit.datasets import ImageClassDataset
 from metakit.episodes import EpisodeSampler
+from metakit.metric.protonet import PrototypicalNetwork
 from metakit.models import Conv4
-from metakit.protonet import PrototypicalNetwork
 from metakit.training import evaluate, train_episodes
 
 
@@ -32,29 +32,29 @@ def sampler():
 
 def test_training_lowers_the_loss(sampler):
     model = PrototypicalNetwork(Conv4(hidden=16))
-    history = train_episodes(model, sampler, lr=3e-3, episodes=60, progress=False)
-    assert history["episodes"] == len(history["loss"]) == len(history["acc"]) == 60
+    history = train_episodes(model, sampler, lr=3e-3, steps=60, progress=False)
+    assert history["steps"] == len(history["loss"]) == len(history["acc"]) == 60
     first, last = np.mean(history["loss"][:15]), np.mean(history["loss"][-15:])
     assert last < 0.7 * first, (first, last)
 
 
 def test_a_time_budget_stops_training(sampler):
     history = train_episodes(PrototypicalNetwork(Conv4(hidden=8)), sampler, seconds=0.3, progress=False)
-    assert history["episodes"] >= 1 and history["seconds"] >= 0.3
+    assert history["steps"] >= 1 and history["seconds"] >= 0.3
 
 
 def test_a_budget_on_another_clock(sampler):
     ticks = iter(range(1000))  # a clock that advances one "second" per reading
     history = train_episodes(PrototypicalNetwork(Conv4(hidden=8)), sampler, seconds=3.5, progress=True,
                              clock=lambda: next(ticks))
-    assert history["episodes"] >= 1 and history["clock_seconds"] >= 3.5
+    assert history["steps"] >= 1 and history["clock_seconds"] >= 3.5
     assert history["seconds"] < 60  # the wall clock is still recorded beside it
 
 
 def test_the_first_budget_reached_wins(sampler):
-    history = train_episodes(PrototypicalNetwork(Conv4(hidden=8)), sampler, seconds=600, episodes=3,
+    history = train_episodes(PrototypicalNetwork(Conv4(hidden=8)), sampler, seconds=600, steps=3,
                              progress=False)
-    assert history["episodes"] == 3
+    assert history["steps"] == 3
 
 
 def test_a_budget_is_required(sampler):
@@ -67,7 +67,7 @@ def test_a_non_finite_loss_raises_and_asks_for_a_lower_learning_rate(sampler):
     with torch.no_grad():
         backbone[1].weight.fill_(float("nan"))  # what a diverged step leaves behind
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
-        train_episodes(PrototypicalNetwork(backbone), sampler, episodes=5, progress=False)
+        train_episodes(PrototypicalNetwork(backbone), sampler, steps=5, progress=False)
 
 
 def test_evaluate_gives_an_accuracy_and_an_interval(sampler):

@@ -15,9 +15,8 @@ import shutil
 import statistics
 import sys
 
-import pytest
-
 import drive
+import pytest
 
 LATENCIES: dict[str, list[float]] = {}   # name -> seconds, printed at the end of the run
 

@@ -1,0 +1,15 @@
+"""Continual and meta-continual learning (notebook 07).
+
+- ``stream``: a task stream of glyphs, the learner contract (``observe``/``predict``), a memory,
+  the training loop and the accuracy matrix's metrics (ACC, BWT, FWT).
+- ``methods``: EWC, replay, GEM and A-GEM.
+- ``oml``: OML and ANML, which meta-learn a representation for learning online.
+- ``widgets``: notebook 07's controls and figures.
+"""
+
+from .methods import AGEM, EWC, GEM, Replay
+from .oml import ANML, OnlineLearner
+from .stream import ContinualLearner, TaskMemory, continual_metrics, glyph_stream, run_stream
+
+__all__ = ["ContinualLearner", "TaskMemory", "continual_metrics", "glyph_stream", "run_stream", "EWC", "Replay",
+           "GEM", "AGEM", "OnlineLearner", "ANML"]

@@ -1,0 +1,142 @@
+"""Notebook 07's figures and controls: accuracy matrices side by side, the curves they imply, and a
+Run button that re-trains one strategy with the values of the sliders."""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import numpy as np
+
+from ..widgets import RunPanel, figure_png
+from .methods import make_strategy
+from .stream import glyph_stream, mlp, run_stream
+
+NAMES = {"naive": "naive fine-tuning", "ewc": "EWC", "replay": "experience replay", "gem": "GEM", "agem": "A-GEM"}
+
+
+def train_strategy(dataset, strategy: str = "gem", n_tasks: int = 10, memory_per_task: int = 75, lr: float = 0.1,
+                   epochs: int = 3, ewc_strength: float = 10.0, kind: str = "rotations", n_classes: int = 20,
+                   seed: int = 0, progress: bool = True) -> dict:
+    """Build the stream, train one strategy on it, and return :func:`~metakit.continual.run_stream`'s
+    result. Bad values (no memory for GEM, a diverging learning rate) raise ``ValueError`` or
+    ``FloatingPointError`` with a message for the learner."""
+    import torch
+
+
+    stream = glyph_stream(dataset, kind, n_tasks=n_tasks, n_classes=n_classes, seed=seed)
+    torch.manual_seed(seed)
+    learner = make_strategy(strategy, mlp(n_classes), lr=lr, memory_per_task=memory_per_task,
+                            ewc_strength=ewc_strength)
+    result = run_stream(learner, stream, epochs=epochs, seed=seed, progress=progress)
+    return {**result, "tasks": [t.name for t in stream]}
+
+
+def accuracy_matrices_figure(results: dict):
+    """Top row: R[i, j] for each strategy as a heatmap (rows: after training on task i; columns:
+    tested on task j). Bottom: mean accuracy over the tasks seen so far, and accuracy on the first
+    task, after each task."""
+    from matplotlib.figure import Figure
+
+    n = len(results)
+    if n == 0:
+        raise ValueError("nothing trained yet: press Run.")
+    fig = Figure(figsize=(2.7 * max(n, 3), 5.8), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
+    axes = np.atleast_1d(top.subplots(1, n))
+    for ax, (name, r) in zip(axes, results.items()):
+        R = r["R"]
+        im = ax.imshow(R, vmin=0, vmax=1, cmap="viridis")
+        ax.set_title(f"{NAMES.get(name, name)}\nacc {r['acc']:.2f}  BWT {r['bwt']:+.2f}  FWT {r['fwt']:+.2f}",
+                     fontsize=8)
+        ax.set_xlabel("tested on task j", fontsize=8)
+        ax.set_ylabel("after training task i", fontsize=8)
+        ax.tick_params(labelsize=7)
+    top.colorbar(im, ax=list(axes), shrink=0.8, label="accuracy")
+    ax_seen, ax_first = bottom.subplots(1, 2)
+    for name, r in results.items():
+        R = r["R"]
+        T = len(R)
+        ax_seen.plot(range(1, T + 1), [R[i, : i + 1].mean() for i in range(T)], marker="o", ms=3,
+                     label=NAMES.get(name, name))
+        ax_first.plot(range(1, T + 1), R[:, 0], marker="o", ms=3, label=NAMES.get(name, name))
+    ax_seen.set_title("mean accuracy over the tasks seen so far", fontsize=9)
+    ax_first.set_title("accuracy on task 0 as later tasks are learned", fontsize=9)
+    for ax in (ax_seen, ax_first):
+        ax.set_xlabel("tasks learned")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    ax_seen.legend(fontsize=7)
+    return fig
+
+
+class ContinualTrainer(RunPanel):
+    """Sliders for the strategy and its settings; Run re-trains that strategy on the stream (with a
+    progress bar) and redraws every strategy trained so far. Errors become a message."""
+
+    def __init__(self, dataset, results: dict | None = None, kind: str = "rotations", n_classes: int = 20):
+        self.dataset, self.kind, self.n_classes = dataset, kind, n_classes
+        self.results = dict(results or {})
+        style = {"description_width": "initial"}
+        super().__init__({
+            "strategy": W.Dropdown(options=list(NAMES), value="gem", description="strategy"),
+            "n_tasks": W.IntSlider(10, min=2, max=20, description="tasks"),
+            "memory_per_task": W.IntSlider(75, min=0, max=200, step=5, description="memory per task", style=style),
+            "lr": W.FloatLogSlider(0.1, base=10, min=-3, max=2, description="learning rate", style=style),
+            "epochs": W.IntSlider(3, min=1, max=10, description="epochs per task", style=style),
+            "ewc_strength": W.FloatLogSlider(10.0, base=10, min=-2, max=4, description="EWC strength", style=style),
+        }, rows=[["strategy", "n_tasks", "memory_per_task"], ["lr", "epochs", "ewc_strength"]])
+        if self.results:
+            self.image.value = figure_png(accuracy_matrices_figure(self.results))
+
+    def run(self):
+        """Train with the current values; returns the result, or None after showing the error."""
+        result = self.call(train_strategy, dataset=self.dataset, kind=self.kind, n_classes=self.n_classes,
+                           **self.values)
+        if result is None:
+            return None
+        self.results[self.values["strategy"]] = result
+        self.message.value = (f"{NAMES[self.values['strategy']]}: average accuracy {result['acc']:.3f}, "
+                              f"BWT {result['bwt']:+.3f}, FWT {result['fwt']:+.3f}, {result['seconds']:.1f} s.")
+        self.image.value = figure_png(accuracy_matrices_figure(self.results))
+        return result
+
+
+def stream_figure(stream, n_classes: int = 5):
+    """The first training image of ``n_classes`` classes (rows) in every task of a stream (columns)."""
+    import torch
+    from matplotlib.figure import Figure
+
+    firsts = [[t.x_train[t.y_train == c][0, 0] for t in stream] for c in range(n_classes)]
+    grid = torch.stack([torch.cat(row, 1) for row in firsts])               # (n_classes, 28, 28 * T)
+    fig = Figure(figsize=(0.75 * len(stream) + 0.8, 0.75 * n_classes + 0.6), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(1 - torch.cat(list(grid), 0).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([28 * i + 14 for i in range(len(stream))], [t.name for t in stream], fontsize=8)
+    ax.set_yticks([28 * i + 14 for i in range(n_classes)], [f"class {c}" for c in range(n_classes)], fontsize=8)
+    ax.set_title("one image of each class (rows) in each task (columns)", fontsize=9)
+    return fig
+
+
+def online_curves_figure(curves: dict, reference: tuple | None = None):
+    """Accuracy on all classes learned so far against their number, one line per model.
+
+    Args:
+        curves: ``name -> {n_classes: accuracy}`` (from :func:`metakit.oml.compare_on_stream`).
+        reference: optional ``(n_classes, accuracy, label)`` drawn as a star (a paper's figure).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.subplots()
+    labels = {"oml": "OML", "anml": "ANML", "pretrain": "pretrained, then SGD"}
+    for name, curve in curves.items():
+        ax.plot(list(curve), list(curve.values()), marker="o", ms=3, label=labels.get(name, name))
+    if reference is not None:
+        n, acc, label = reference
+        ax.plot([n], [acc], marker="*", ms=13, color="k", ls="none", label=label)
+    ax.axvline(100, color="gray", ls=":", lw=1)
+    ax.set_xlabel("classes learned, one image per SGD step")
+    ax.set_ylabel("test accuracy on all of them")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

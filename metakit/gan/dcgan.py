@@ -1,0 +1,205 @@
+"""A small DCGAN (Radford, Metz and Chintala, 2016) for 28x28 glyphs, and the GAN training loop
+that notebook 05 and the DAGAN share (Goodfellow et al., 2014, with the non-saturating loss)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..checkpoints import train_or_load
+
+
+class DCGANGenerator(nn.Module):
+    """Noise ``z`` to a 28x28 image: a linear layer to 7x7 feature maps, then two transposed
+    convolutions that double the size (7, 14, 28), BatchNorm and ReLU between, a sigmoid at the end
+    so ink lies in [0, 1] (Radford et al., 2016, scaled down).
+
+    Args:
+        z_dim: size of the noise vector.
+        hidden: channels at 14x14 (twice as many at 7x7).
+    """
+
+    def __init__(self, z_dim: int = 32, hidden: int = 32):
+        super().__init__()
+        self.z_dim = z_dim
+        self.project = nn.Sequential(nn.Linear(z_dim, 2 * hidden * 49), nn.BatchNorm1d(2 * hidden * 49), nn.ReLU())
+        self.up = nn.Sequential(
+            nn.Unflatten(1, (2 * hidden, 7, 7)),
+            nn.ConvTranspose2d(2 * hidden, hidden, 4, stride=2, padding=1), nn.BatchNorm2d(hidden), nn.ReLU(),
+            nn.ConvTranspose2d(hidden, 1, 4, stride=2, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            z: (B, z_dim) noise.
+        Returns:
+            (B, 1, 28, 28) images with values in [0, 1].
+        """
+        return torch.sigmoid(self.up(self.project(z)))
+
+    @torch.no_grad()
+    def sample(self, n: int, noise_scale: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` images from ``z ~ N(0, noise_scale^2 I)``, in eval mode: (n, 1, 28, 28)."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        z = noise_scale * torch.randn(n, self.z_dim, generator=generator).to(device)
+        out = self(z)
+        self.train(was_training)
+        return out
+
+
+class DCGANDiscriminator(nn.Module):
+    """A 28x28 image (or a stack of ``in_channels`` images) to one logit: two strided convolutions
+    with LeakyReLU, then a linear layer. No sigmoid: the losses take logits.
+
+    Args:
+        in_channels: 1 for the DCGAN; 2 for the DAGAN's pair of images.
+        hidden: channels at 14x14 (twice as many at 7x7).
+    """
+
+    def __init__(self, in_channels: int = 1, hidden: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(hidden, 2 * hidden, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Flatten(), nn.Dropout(0.3), nn.Linear(2 * hidden * 49, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, 28, 28) -> (B,) logits of "real"."""
+        return self.net(x).squeeze(1)
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-log D(x) - log(1 - D(G(z)))``, averaged: the discriminator's side of the minimax game."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_loss(fake_logits: torch.Tensor, non_saturating: bool = True) -> torch.Tensor:
+    """The generator's loss on ``D(G(z)) = sigmoid(fake_logits)``.
+
+    ``non_saturating=True`` is ``-log D(G(z))`` (Goodfellow et al., 2014, Sec. 3), whose gradient
+    stays large when the discriminator wins; ``False`` is the minimax ``log(1 - D(G(z)))``.
+    """
+    if non_saturating:
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+
+
+def train_adversarial(generator, discriminator, real_batch, fake_batch, *, steps: int | None = None,
+                      cpu_seconds: float | None = None, lr: float = 2e-4, callback=None, callback_every: int = 50,
+                      progress: bool = True, clock=time.process_time, desc: str = "GAN training",
+                      generator_extra=None) -> dict:
+    """Alternate one discriminator step and one generator step with Adam (betas 0.5, 0.999).
+
+    Args:
+        generator, discriminator: the two networks, trained in place.
+        real_batch: ``() -> (B, C, 28, 28)`` real examples as the discriminator sees them.
+        fake_batch: ``() -> (B, C, 28, 28)`` generated examples, differentiable in the generator.
+        steps, cpu_seconds: stop after this many steps or this much ``clock`` time (at least one).
+        callback: ``callback(history)`` every ``callback_every`` steps and at the end (live plots).
+        clock: ``time.process_time`` budgets CPU time, so a busy machine does not shorten training.
+        generator_extra: ``() -> loss`` added to the generator's loss after each ``fake_batch()``
+            (the DAGAN's diversity term).
+    Returns:
+        ``{"d_loss": [...], "g_loss": [...], "steps": int, "cpu_seconds": float}``, one loss per step.
+    Raises:
+        FloatingPointError: when a loss stops being finite (a learning rate too large).
+    """
+    if steps is None and cpu_seconds is None:
+        raise ValueError("Give a budget: steps=..., cpu_seconds=..., or both.")
+    if lr <= 0:
+        raise ValueError(f"lr must be positive; got {lr!r}.")
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
+    history = {"d_loss": [], "g_loss": [], "steps": 0, "cpu_seconds": 0.0}
+    generator.train(), discriminator.train()
+    by_time = steps is None
+    bar = tqdm(total=round(cpu_seconds) if by_time else steps, unit="cpu-s" if by_time else "step", desc=desc,
+               disable=not progress)
+    start = clock()
+    while True:
+        used = clock() - start
+        if (steps is not None and history["steps"] >= steps) or (cpu_seconds is not None and used >= cpu_seconds):
+            break
+        real, fake = real_batch(), fake_batch()
+        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        g_loss = generator_loss(discriminator(fake))
+        if generator_extra is not None:
+            g_loss = g_loss + generator_extra()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
+            bar.close()
+            raise FloatingPointError(f"A GAN loss became non-finite at step {history['steps'] + 1} with lr={lr:g}: "
+                                     "lower the learning rate and train again.")
+        history["d_loss"].append(d_loss.item())
+        history["g_loss"].append(g_loss.item())
+        history["steps"] += 1
+        if callback is not None and history["steps"] % callback_every == 0:
+            callback(history)
+        bar.update(min(clock() - start, cpu_seconds) - bar.n if by_time else 1)
+    history["cpu_seconds"] = clock() - start
+    bar.close()
+    if callback is not None:
+        callback(history)
+    generator.eval()
+    return history
+
+
+def train_dcgan(generator: DCGANGenerator, images: torch.Tensor, *, discriminator: DCGANDiscriminator | None = None,
+                batch_size: int = 64, seed: int = 0, **kwargs) -> dict:
+    """Train a DCGAN on ``images`` (N, 1, 28, 28); keyword arguments go to :func:`train_adversarial`."""
+    torch.manual_seed(seed)
+    discriminator = discriminator or DCGANDiscriminator()
+    device = next(generator.parameters()).device
+    discriminator.to(device)
+
+    def real_batch():
+        return images[torch.randint(len(images), (batch_size,))].to(device)
+
+    def fake_batch():
+        return generator(torch.randn(batch_size, generator.z_dim, device=device))
+
+    return train_adversarial(generator, discriminator, real_batch, fake_batch, **kwargs)
+
+
+def dataset_images(dataset) -> torch.Tensor:
+    """All images of an :class:`~metakit.datasets.ImageClassDataset` as (N, 1, 28, 28), ink 1.0."""
+    return 1.0 - dataset.images.float().unsqueeze(1) / 255.0
+
+
+CHECKPOINT = "dcgan-glyphs.pt"  # made by: python benchmarks/gan_augmentation.py --save-checkpoints
+CPU_SECONDS = 100               # the DCGAN's training budget
+
+
+def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, cpu_seconds: float = CPU_SECONDS,
+                        retrain: bool = False, progress: bool = True, callback=None, seed: int = 0,
+                        generator: DCGANGenerator | None = None, **kwargs) -> tuple[DCGANGenerator, dict]:
+    """The DCGAN generator of ``path`` (a bare name is looked up in ``data/checkpoints/``), or one
+    trained on ``images`` for ``cpu_seconds`` of CPU time (``callback(history)`` drawing live
+    curves) and saved there.
+
+    Args:
+        generator: the network to fill (so a live plot can sample from it while it trains).
+    Returns:
+        The generator in eval mode and its record (``d_loss``, ``g_loss``, ``steps``,
+        ``cpu_seconds``, ``loaded``).
+    """
+
+    generator = generator if generator is not None else DCGANGenerator()
+    info = train_or_load(generator, path, lambda g: train_dcgan(g, images, cpu_seconds=cpu_seconds, seed=seed,
+                                                                progress=progress, callback=callback, **kwargs),
+                         retrain=retrain)
+    return generator.eval(), info

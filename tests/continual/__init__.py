@@ -1,0 +1,1 @@
+"""Tests of metakit.continual (one module per package module)."""

@@ -1,0 +1,108 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from metakit.continual.oml import (
+    ANML,
+    OnlineLearner,
+    choose_lr,
+    compare_on_stream,
+    meta_continual_models,
+    meta_train_online,
+    online_head_step,
+    pretrain,
+    split_background,
+    stream_accuracy,
+)
+from metakit.datasets import ImageClassDataset
+
+
+def tiny_dataset(alphabets=("Latin", "Cyrillic", "Greek", "Arabic"), per_alphabet=3, images=8, seed=0):
+    rng = np.random.default_rng(seed)
+    n = len(alphabets) * per_alphabet
+    pictures = rng.integers(0, 256, size=(n, 1, 28, 28)).repeat(images, 1)          # one pattern per class
+    noise = rng.integers(-20, 20, size=pictures.shape)
+    pictures = np.clip(pictures + noise, 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    names = [f"{a}/c{i}" for a in alphabets for i in range(per_alphabet)]
+    return ImageClassDataset(pictures, np.arange(n).repeat(images), names, name="tiny")
+
+
+def test_online_head_step_is_the_analytic_softmax_gradient():
+    torch.manual_seed(0)
+    W, b, z = torch.randn(5, 7, requires_grad=True), torch.randn(5, requires_grad=True), torch.randn(7)
+    W2, b2 = online_head_step(W, b, z, 3, 0.5)
+    p = torch.softmax(W @ z + b, 0).detach()
+    p[3] -= 1
+    assert torch.allclose(W2, W - 0.5 * p[:, None] * z, atol=1e-6)
+    assert torch.allclose(b2, b - 0.5 * p, atol=1e-6)
+    assert W2.requires_grad        # differentiable, so meta-training reaches the representation
+
+
+def test_stream_accuracy_learns_separable_features_and_reports_where_asked():
+    data = tiny_dataset()
+    # features that give each class its own coordinate: a perfect, non-interfering representation
+    lookup = {}
+    for c, rows in data.labels_to_indices.items():
+        for i in rows:
+            lookup[data[i][0].sum().item()] = c
+
+    def one_hot(x):
+        # scaled so that the weights, not the biases, decide (a bias alone favours the latest class)
+        return 5 * F.one_hot(torch.tensor([lookup[v.sum().item()] for v in x]), data.num_classes).float()
+
+    acc = stream_accuracy(one_hot, data, n_classes=12, lr=1.0, train_per_class=5, report=[3, 12])
+    assert list(acc) == [3, 12] and acc[12] == 1.0
+    default = stream_accuracy(one_hot, data, n_classes=12, lr=1.0, train_per_class=5)
+    assert list(default) == [10, 12]
+    with pytest.raises(ValueError, match="n_classes"):
+        stream_accuracy(one_hot, data, n_classes=13)
+    with pytest.raises(ValueError, match="learning rate"):
+        stream_accuracy(one_hot, data, lr=-1.0, n_classes=3)
+    with pytest.raises(ValueError, match="no test images"):
+        stream_accuracy(one_hot, data, n_classes=3, train_per_class=8)
+    best, scores = choose_lr(one_hot, data, n_classes=12, lrs=(1e-6, 1.0), train_per_class=5)
+    assert set(scores) == {1e-6, 1.0} and scores[best] == max(scores.values())
+
+
+@pytest.mark.parametrize("cls", [OnlineLearner, ANML])
+def test_meta_training_reaches_the_representation(cls):
+    data = tiny_dataset()
+    torch.manual_seed(0)
+    model = cls(data.num_classes, width=4)
+    before = {k: v.clone() for k, v in model.frozen().state_dict().items()}
+    info = meta_train_online(model, data, steps=3, classes=2, shots=3, remember=4, progress=False)
+    assert info["steps"] == 3 and all(math.isfinite(v) for v in info["loss"])
+    after = model.frozen().state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in before)
+    z = model.features(data[0][0][None])
+    assert z.shape == (1, model.dim)
+    if cls is ANML:
+        gate = torch.sigmoid(model.nm(data[0][0][None]))
+        assert ((0 < gate) & (gate < 1)).all()
+
+
+def test_pretraining_lowers_the_loss():
+    data = tiny_dataset()
+    torch.manual_seed(0)
+    info = pretrain(OnlineLearner(data.num_classes, width=4), data, steps=60, batch_size=16, lr=1e-2, progress=False)
+    assert np.mean(info["loss"][-10:]) < np.mean(info["loss"][:10])
+
+
+def test_models_train_then_load_and_compare(tmp_path):
+    data = tiny_dataset(per_alphabet=5, images=8)
+    train, validation = split_background(data)
+    assert validation.alphabets == ["Cyrillic", "Greek"] and train.alphabets == ["Arabic", "Latin"]
+    first = meta_continual_models(data, folder=tmp_path, steps=2, progress=False)
+    assert sorted(first) == ["anml", "oml", "pretrain"] and not first["oml"][1]["loaded"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anml-2steps.pt", "oml-2steps.pt", "pretrain-2steps.pt"]
+    again = meta_continual_models(data, folder=tmp_path, steps=2, progress=False)
+    assert again["anml"][1]["loaded"]
+    x = data[0][0][None]
+    assert torch.allclose(first["anml"][0].features(x), again["anml"][0].features(x))
+    curves, table = compare_on_stream(again, data, data, n_choose=5, train_per_class=5)
+    assert set(curves["oml"]) >= {1, 5, 10, data.num_classes}
+    assert all(0 <= a <= 1 for c in curves.values() for a in c.values())
+    assert table["pretrain"]["lr"] in table["pretrain"]["validation"]

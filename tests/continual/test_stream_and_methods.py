@@ -1,0 +1,253 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+import metakit
+from metakit.continual.methods import AGEM, EWC, GEM, STRATEGIES, Replay, gem_project, make_strategy
+from metakit.continual.stream import (
+    ContinualLearner,
+    Task,
+    TaskMemory,
+    continual_metrics,
+    glyph_stream,
+    mlp,
+    run_stream,
+)
+
+
+def toy_stream(n_tasks=3, n=40, n_classes=4, dim=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for t in range(n_tasks):
+        centres = torch.randn(n_classes, dim, generator=g) * 2
+        y = torch.arange(n) % n_classes
+        x = centres[y] + 0.3 * torch.randn(n, dim, generator=g)
+        tasks.append(Task(f"toy {t}", x[: n // 2], y[: n // 2], x[n // 2:], y[n // 2:]))
+    return tasks
+
+
+def small_net(dim=12, n_classes=4):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(dim, 16), torch.nn.ReLU(), torch.nn.Linear(16, n_classes))
+
+
+# --- GEM's projection -------------------------------------------------------------------------
+
+def conflicting_problem(K=4, P=30, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    G = torch.randn(K, P, generator=g, dtype=torch.float64)
+    x = torch.randn(P, generator=g, dtype=torch.float64)
+    return x - 3 * G.mean(0), G      # g conflicts with most rows of G
+
+
+def test_gem_projection_satisfies_the_constraints_and_moves_least():
+    g, G = conflicting_problem()
+    assert (G @ g < 0).sum() >= 2
+    z = gem_project(g, G)
+    assert (G @ z >= -1e-8 * G.norm() * z.norm()).all()
+    # the primal, min 1/2 |z - g|^2 s.t. G z >= 0, solved by a generic solver
+    res = minimize(lambda v: 0.5 * np.sum((v - g.numpy()) ** 2), g.numpy(), jac=lambda v: v - g.numpy(),
+                   constraints=[{"type": "ineq", "fun": lambda v: G.numpy() @ v, "jac": lambda v: G.numpy()}],
+                   method="SLSQP", options={"ftol": 1e-12, "maxiter": 500})
+    assert res.success
+    assert np.allclose(z.numpy(), res.x, atol=1e-5)
+    assert (z - g).norm() <= np.linalg.norm(res.x - g.numpy()) + 1e-6
+
+
+def test_gem_projection_kkt_and_no_op_without_conflict():
+    g, G = conflicting_problem(K=3, P=10, seed=1)
+    z = gem_project(g, G)
+    v = torch.linalg.lstsq(G.T, z - g).solution        # z = g + G^T v
+    assert torch.allclose(G.T @ v, z - g, atol=1e-8)
+    assert (v >= -1e-7).all()                           # dual feasibility
+    assert ((v * (G @ z)).abs() < 1e-6).all()           # complementary slackness
+    free = G[0] * (G[0] @ G[0])                          # a gradient along the first memory: no conflict
+    assert torch.allclose(gem_project(free, G[:1]), free, atol=1e-8)
+
+
+def test_gem_margin_pushes_towards_the_memories():
+    g, G = conflicting_problem()
+    assert ((G @ gem_project(g, G, margin=0.5)) > (G @ gem_project(g, G)) - 1e-9).all()
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+def test_metrics_on_a_hand_made_matrix():
+    R = [[0.9, 0.2, 0.1],
+         [0.6, 0.8, 0.3],
+         [0.5, 0.7, 0.95]]
+    b = [0.1, 0.1, 0.2]
+    m = continual_metrics(R, b)
+    assert m["acc"] == pytest.approx((0.5 + 0.7 + 0.95) / 3)
+    assert m["bwt"] == pytest.approx(((0.5 - 0.9) + (0.7 - 0.8)) / 2)
+    assert m["fwt"] == pytest.approx(((0.2 - 0.1) + (0.3 - 0.2)) / 2)
+    one = continual_metrics([[0.7]], [0.1])
+    assert one["acc"] == 0.7 and math.isnan(one["bwt"]) and math.isnan(one["fwt"])
+    assert math.isnan(continual_metrics(R)["fwt"])
+
+
+def test_metrics_reject_bad_shapes():
+    with pytest.raises(ValueError, match="square"):
+        continual_metrics([[0.1, 0.2]])
+    with pytest.raises(ValueError, match="one baseline accuracy per task"):
+        continual_metrics(np.eye(3), [0.1, 0.2])
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+def test_memory_respects_its_size_and_samples_uniformly():
+    memory = TaskMemory(per_task=5)
+    for t in range(3):
+        for _ in range(4):
+            memory.add(torch.randn(7, 2), torch.full((7,), t), t)
+    assert [len(memory.get(t)[1]) for t in range(3)] == [5, 5, 5] and len(memory) == 15
+    assert all((memory.get(t)[1] == t).all() for t in range(3))
+    x, y = memory.sample(8, before=2)
+    assert len(y) == 8 and set(y.tolist()) <= {0, 1}
+    small = TaskMemory(per_task=10)
+    small.add(torch.randn(3, 2), torch.zeros(3, dtype=torch.long), 0)
+    assert len(small) == 3
+    # reservoir sampling: every one of 100 examples is equally likely to be kept
+    kept = torch.zeros(100)
+    for seed in range(300):
+        m = TaskMemory(per_task=10, seed=seed)
+        m.add(torch.arange(100.0)[:, None], torch.zeros(100, dtype=torch.long), 0)
+        kept[m.get(0)[0][:, 0].long()] += 1
+    assert kept[:50].sum() / kept.sum() == pytest.approx(0.5, abs=0.06)
+    with pytest.raises(ValueError, match="at least one example"):
+        TaskMemory(per_task=0)
+
+
+# --- strategies -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", STRATEGIES)
+def test_each_strategy_follows_the_contract(name):
+    stream = toy_stream()
+    learner = make_strategy(name, small_net(), lr=0.1, memory_per_task=6, ewc_strength=1.0)
+    assert isinstance(learner, ContinualLearner)
+    before = [p.detach().clone() for p in learner.parameters()]
+    for t, task in enumerate(stream):
+        for k in range(0, len(task.y_train), 5):
+            loss = learner.observe(task.x_train[k:k + 5], task.y_train[k:k + 5], t)
+            assert isinstance(loss, float) and math.isfinite(loss)
+    assert any(not torch.equal(a, p) for a, p in zip(before, learner.parameters()))
+    pred = learner.predict(stream[0].x_test)
+    assert pred.shape == stream[0].y_test.shape and pred.dtype == torch.long
+    assert torch.equal(pred, learner.predict(stream[0].x_test, task_id=0))
+    if hasattr(learner, "memory"):
+        assert len(learner.memory) <= 6 * len(stream)
+    if name == "ewc":
+        assert len(learner.anchors) == len(stream) - 1
+
+
+def test_gem_and_agem_steps_never_conflict_with_the_memories():
+    stream = toy_stream(n_tasks=2)
+    for cls in (GEM, AGEM):
+        learner = cls(small_net(), lr=0.5, memory_per_task=10)
+        for k in range(0, 20, 5):
+            learner.observe(stream[0].x_train[k:k + 5], stream[0].y_train[k:k + 5], 0)
+        x, y = stream[1].x_train[:5], stream[1].y_train[:5]
+        xm, ym = learner.memory.get(0)
+        g_mem = learner.flat_grad(learner.loss(xm, ym))
+        before = [p.detach().clone() for p in learner.net.parameters()]
+        learner.observe(x, y, 1)
+        step = torch.cat([(b - p.detach()).reshape(-1) for b, p in zip(before, learner.net.parameters())])
+        # step = lr * (projected gradient), which must not conflict with the memory's gradient
+        assert step @ g_mem >= -1e-6 * step.norm() * g_mem.norm(), cls.__name__
+
+
+def test_ewc_penalty_is_zero_at_its_anchor_and_grows_away_from_it():
+    stream = toy_stream(n_tasks=2)
+    learner = EWC(small_net(), lr=0.1, strength=10.0)
+    learner.observe(stream[0].x_train, stream[0].y_train, 0)
+    learner.observe(stream[1].x_train[:2], stream[1].y_train[:2], 1)
+    fisher, anchor = learner.anchors[0]
+    assert all((f >= 0).all() for f in fisher.values())
+    with torch.no_grad():
+        for k, p in learner.net.named_parameters():
+            p.copy_(anchor[k])
+    x, y = stream[1].x_train, stream[1].y_train
+    plain = ContinualLearner.loss(learner, x, y)
+    assert learner.loss(x, y).item() == pytest.approx(plain.item())
+    with torch.no_grad():
+        for p in learner.net.parameters():
+            p.add_(0.1)
+    assert learner.loss(x, y).item() > ContinualLearner.loss(learner, x, y).item()
+
+
+def test_bad_input_gives_clear_errors():
+    with pytest.raises(ValueError, match="unknown strategy"):
+        make_strategy("sgd", small_net())
+    with pytest.raises(ValueError, match="at least one example"):
+        make_strategy("gem", small_net(), memory_per_task=0)
+    with pytest.raises(ValueError, match="learning rate"):
+        make_strategy("naive", small_net(), lr=float("nan"))
+    with pytest.raises(ValueError, match="EWC strength"):
+        make_strategy("ewc", small_net(), ewc_strength=-1)
+    learner = make_strategy("naive", small_net())
+    x = torch.randn(4, 12)
+    learner.observe(x, torch.zeros(4, dtype=torch.long), 1)
+    with pytest.raises(ValueError, match="in order"):
+        learner.observe(x, torch.zeros(4, dtype=torch.long), 0)
+    with pytest.raises(ValueError, match="one label per input"):
+        learner.observe(x, torch.zeros(3, dtype=torch.long), 1)
+    with pytest.raises(FloatingPointError, match="too large"):
+        run_stream(make_strategy("naive", small_net(), lr=1e12), toy_stream(), epochs=2, progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        run_stream(learner, toy_stream(), epochs=0, progress=False)
+
+
+def test_run_stream_fills_the_accuracy_matrix():
+    stream = toy_stream()
+    result = run_stream(make_strategy("replay", small_net(), memory_per_task=5), stream, epochs=3, progress=False)
+    R = result["R"]
+    assert R.shape == (3, 3) and ((0 <= R) & (R <= 1)).all() and result["b"].shape == (3,)
+    assert result["acc"] == pytest.approx(R[-1].mean())
+    assert np.diag(R).mean() > 0.8        # each toy task is easy
+
+
+def test_glyph_streams():
+    glyphs = metakit.load_glyphs("evaluation")
+    for kind in ("permutations", "rotations"):
+        stream = glyph_stream(glyphs, kind=kind, n_tasks=3, n_classes=5)
+        assert len(stream) == 3 and stream[0].x_train.shape == (75, 1, 28, 28)
+        assert stream[0].x_test.shape == (25, 1, 28, 28)
+        assert torch.equal(stream[0].y_train, stream[2].y_train)
+        assert not torch.equal(stream[0].x_train, stream[1].x_train)
+        # a permutation or rotation keeps the ink (rotation loses a little at the corners)
+        assert stream[1].x_train.sum().item() == pytest.approx(stream[0].x_train.sum().item(), rel=0.1)
+    with pytest.raises(ValueError, match="kind"):
+        glyph_stream(glyphs, "flips")
+    with pytest.raises(ValueError, match="more than"):
+        glyph_stream(glyphs, n_classes=10_000)
+    assert isinstance(mlp(5)(stream[0].x_train[:2]), torch.Tensor)
+
+
+def test_replay_mixes_old_examples_into_the_loss():
+    stream = toy_stream(n_tasks=2)
+    learner = Replay(small_net(), memory_per_task=4, replay_batch=3)
+    learner.observe(stream[0].x_train[:8], stream[0].y_train[:8], 0)
+    learner.task = 1
+    seen = []
+    learner.net.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    learner.loss(stream[1].x_train[:5], stream[1].y_train[:5])
+    assert seen == [8]
+
+
+def test_ewc_fisher_by_vmap_matches_a_loop_over_examples():
+    stream = toy_stream(n_tasks=1)
+    learner = EWC(small_net(), lr=0.1)
+    x, y = stream[0].x_train[:7], stream[0].y_train[:7]
+    fisher, anchor = learner.consolidate(x, y)
+    squares = {k: torch.zeros_like(p) for k, p in learner.net.named_parameters()}
+    for xi, yi in zip(x, y):
+        learner.net.zero_grad()
+        torch.nn.functional.cross_entropy(learner.net(xi[None]), yi[None]).backward()
+        for k, p in learner.net.named_parameters():
+            squares[k] += p.grad ** 2 / len(y)
+    for k, p in learner.net.named_parameters():
+        assert torch.allclose(fisher[k], squares[k], atol=1e-7), k
+        assert torch.equal(anchor[k], p.detach())

@@ -1,0 +1,1 @@
+"""Tests of metakit.gan (one module per package module)."""

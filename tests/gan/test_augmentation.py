@@ -1,0 +1,150 @@
+"""metakit.gan.augmentation: augmentation shapes, paired evaluation, intervals, collapse detection,
+sample quality; plus the quick run of benchmarks/gan_augmentation.py."""
+
+import math
+
+import pytest
+import torch
+
+from metakit.datasets import load_glyphs
+from metakit.gan.augmentation import (
+    METHODS,
+    assert_not_collapsed,
+    augment,
+    check_collapse,
+    diversity,
+    generated_only_accuracy,
+    interval,
+    load_pretrained,
+    paired_evaluation,
+    summarize,
+)
+from metakit.gan.dagan import DAGANGenerator
+
+
+class Copier(DAGANGenerator):
+    """Collapsed: ignores the noise, every variation is the input itself."""
+
+    def forward(self, x, z):
+        return x.clone()
+
+
+class Constant(DAGANGenerator):
+    """Collapsed: ignores everything, the same grey square for every input and noise."""
+
+    def forward(self, x, z):
+        return torch.full_like(x, 0.3)
+
+
+class Jitter(DAGANGenerator):
+    """Healthy enough: the input shifted by a pixel or two and speckled, depending on the noise."""
+
+    def forward(self, x, z):
+        shift = int(z[0, 0].sign().item()) + 1
+        noise = torch.sigmoid(z[:, :1, None, None].expand(-1, 1, 28, 28) + torch.randn_like(x))
+        return (torch.roll(x, shifts=shift, dims=-1) * 0.7 + 0.3 * noise).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    return load_glyphs("evaluation")
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    return load_pretrained()
+
+
+def test_augment_shapes_and_labels():
+    x = torch.rand(10, 1, 28, 28)
+    y = torch.arange(5).repeat_interleave(2)
+    xa, ya = augment(Jitter(z_dim=4, hidden=4), x, y, n_gen=3, seed=0)
+    assert xa.shape == (40, 1, 28, 28) and ya.shape == (40,)
+    assert torch.equal(xa[:10], x) and torch.equal(ya[:10], y)
+    assert torch.equal(ya[10:], y.repeat_interleave(3))
+    assert xa.min() >= 0 and xa.max() <= 1
+
+
+def test_interval_fixed_values():
+    values = torch.tensor([0.0, 1.0] * 20)  # 40 values: the papers' 1.96 * population std / sqrt(n)
+    mean, ci = interval(values)
+    assert mean == 0.5 and ci == pytest.approx(1.96 * 0.5 / math.sqrt(40))
+
+
+def test_summary_uses_the_paired_difference():
+    base = torch.tensor([0.2, 0.4, 0.6, 0.8], dtype=torch.float64)
+    table = summarize({"plain": {"base": base, "aug": base + 0.1}})["plain"]
+    assert table["diff"] == pytest.approx(0.1) and table["diff_ci"] == pytest.approx(0.0, abs=1e-12)
+    assert table["base_ci"] > 0.1  # the separate intervals are wide, the paired one is not
+
+
+def test_collapse_detection(evaluation):
+    copier, constant, jitter = Copier(z_dim=4, hidden=4), Constant(z_dim=4, hidden=4), Jitter(z_dim=4, hidden=4)
+    c = check_collapse(copier, evaluation, n_chars=10, n_samples=4)
+    assert c["collapsed"] and "nearly identical" in c["message"] and c["within"] == pytest.approx(0.0, abs=1e-6)
+    assert c["between"] > 0.5  # the copies still differ between characters
+    c = check_collapse(constant, evaluation, n_chars=10, n_samples=4)
+    assert c["collapsed"] and "same picture" in c["message"]
+    c = check_collapse(jitter, evaluation, n_chars=10, n_samples=4)
+    assert not c["collapsed"] and c["message"] == ""
+    with pytest.raises(ValueError, match="collapsed"):
+        assert_not_collapsed(copier, evaluation, n_chars=10, n_samples=4)
+
+
+def test_real_data_against_itself_has_diversity_one(evaluation):
+    d = diversity(Jitter(z_dim=4, hidden=4), evaluation, n_chars=10, n_samples=4)
+    assert d["real_within"] < d["real_between"]  # drawings of one character are closer than different ones
+    assert 0 < d["within"] and 0 < d["between"]
+
+
+def test_evaluation_refuses_a_collapsed_generator(evaluation, pretrained):
+    with pytest.raises(ValueError, match="collapsed"):
+        paired_evaluation(Constant(z_dim=4, hidden=4), evaluation, episodes=2, pretrained=pretrained, progress=False)
+
+
+def test_evaluation_rejects_bad_values(evaluation, pretrained):
+    g = Jitter(z_dim=4, hidden=4)
+    with pytest.raises(ValueError, match="n_gen"):
+        paired_evaluation(g, evaluation, episodes=2, n_gen=0, pretrained=pretrained, progress=False)
+    with pytest.raises(ValueError, match="episodes"):
+        paired_evaluation(g, evaluation, episodes=1, pretrained=pretrained, progress=False)
+    with pytest.raises(ValueError, match="k_shot"):
+        paired_evaluation(g, evaluation, k_shot=19, episodes=2, pretrained=pretrained, progress=False)
+
+
+def test_paired_evaluation_shapes_and_copies_leave_prototypes_unchanged(evaluation, pretrained):
+    r = paired_evaluation(Copier(z_dim=4, hidden=4), evaluation, episodes=3, n_gen=2, pretrained=pretrained,
+                          progress=False, check=False, plain_steps=5, head_steps=5)
+    assert set(r) == {*METHODS, "summary"}
+    for m in METHODS:
+        assert r[m]["base"].shape == (3,) and r[m]["aug"].shape == (3,)
+        assert ((0 <= r[m]["aug"]) & (r[m]["aug"] <= 1)).all()
+    # exact copies of the support images do not move a class mean
+    assert torch.equal(r["proto"]["base"], r["proto"]["aug"])
+    assert r["summary"]["proto"]["diff"] == 0.0
+
+
+def test_paired_evaluation_repeats_with_the_seed(evaluation, pretrained):
+    kw = dict(episodes=2, n_gen=1, pretrained=pretrained, progress=False, methods=("plain",), plain_steps=5)
+    a = paired_evaluation(Jitter(z_dim=4, hidden=4), evaluation, **kw)
+    b = paired_evaluation(Jitter(z_dim=4, hidden=4), evaluation, **kw)
+    assert torch.equal(a["plain"]["base"], b["plain"]["base"])
+
+
+def test_generated_only_accuracy_of_copies_equals_the_real_shot(evaluation, pretrained):
+    q = generated_only_accuracy(Copier(z_dim=4, hidden=4), evaluation, episodes=3, n_gen=2, pretrained=pretrained)
+    assert q["generated"] == pytest.approx(q["real"]) and q["chance"] == 0.2
+    assert q["real"][0] > 0.5
+
+
+def test_quick_benchmark():
+    from helpers import run_quick
+
+    stdout, result = run_quick("gan_augmentation.py")
+    assert list(result) == ["plain_base", "plain_aug", "finetune_base", "finetune_aug", "proto_base", "proto_aug",
+                            "gen_train_s"]
+    for k, v in result.items():
+        if k != "gen_train_s":
+            assert 0.0 <= float(v) <= 1.0
+    assert 0 < float(result["gen_train_s"]) < 60
+    assert "DAGAN (Antoniou et al. 2017)" in stdout

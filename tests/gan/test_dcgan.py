@@ -1,0 +1,80 @@
+"""metakit.gan.dcgan: the DCGAN's shapes and ranges, the two generator losses, the training loop."""
+
+import math
+
+import pytest
+import torch
+
+from metakit.gan.dcgan import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    dataset_images,
+    discriminator_loss,
+    generator_loss,
+    train_dcgan,
+)
+
+
+def test_generator_shapes_and_range():
+    torch.manual_seed(0)
+    g = DCGANGenerator(z_dim=8, hidden=4)
+    x = g(torch.randn(6, 8))
+    assert x.shape == (6, 1, 28, 28)
+    assert x.min() >= 0 and x.max() <= 1
+    s = g.sample(3, generator=torch.Generator().manual_seed(1))
+    assert s.shape == (3, 1, 28, 28) and g.training  # sample() restores the mode it found
+
+
+def test_discriminator_gives_one_logit_per_image():
+    d = DCGANDiscriminator(in_channels=2, hidden=4)
+    assert d(torch.rand(5, 2, 28, 28)).shape == (5,)
+
+
+def test_losses_fixed_values():
+    zero = torch.zeros(4)  # D = 1/2 everywhere
+    assert discriminator_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert generator_loss(zero).item() == pytest.approx(math.log(2))
+    assert generator_loss(zero, non_saturating=False).item() == pytest.approx(-math.log(2))
+
+
+def test_non_saturating_gradient_is_larger_when_the_discriminator_wins():
+    logit = torch.tensor([-6.0], requires_grad=True)  # D(G(z)) ~ 0.0025: the generator is losing
+    (g_ns,) = torch.autograd.grad(generator_loss(logit), logit)
+    (g_mm,) = torch.autograd.grad(generator_loss(logit, non_saturating=False), logit)
+    assert abs(g_ns.item()) > 100 * abs(g_mm.item())
+
+
+def test_training_records_losses_and_calls_back():
+    torch.manual_seed(0)
+    images = (torch.rand(64, 1, 28, 28) > 0.8).float()
+    g = DCGANGenerator(z_dim=8, hidden=4)
+    calls = []
+    h = train_dcgan(g, images, discriminator=DCGANDiscriminator(hidden=4), steps=6, batch_size=8, progress=False,
+                    callback=lambda hist: calls.append(hist["steps"]), callback_every=3)
+    assert h["steps"] == 6 and len(h["d_loss"]) == 6 and len(h["g_loss"]) == 6
+    assert all(math.isfinite(v) for v in h["d_loss"] + h["g_loss"])
+    assert calls == [3, 6, 6] and h["cpu_seconds"] > 0
+
+
+def test_training_needs_a_budget_and_a_sane_lr():
+    g = DCGANGenerator(z_dim=8, hidden=4)
+    images = torch.rand(8, 1, 28, 28)
+    with pytest.raises(ValueError, match="budget"):
+        train_dcgan(g, images, progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        train_dcgan(g, images, steps=1, lr=-1.0, progress=False)
+
+
+def test_diverging_lr_raises_floating_point_error():
+    g = DCGANGenerator(z_dim=8, hidden=4)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        train_dcgan(g, torch.rand(16, 1, 28, 28), discriminator=DCGANDiscriminator(hidden=4), steps=50, batch_size=8,
+                    lr=1e12, progress=False)
+
+
+def test_dataset_images_ink_convention():
+    from metakit.datasets import ImageClassDataset
+
+    ds = ImageClassDataset(torch.full((2, 28, 28), 255, dtype=torch.uint8), [0, 1], ["a/x", "a/y"])
+    x = dataset_images(ds)
+    assert x.shape == (2, 1, 28, 28) and x.max() == 0.0  # white paper is no ink

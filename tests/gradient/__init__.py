@@ -1,0 +1,1 @@
+"""Tests of metakit.gradient (one module per package module)."""

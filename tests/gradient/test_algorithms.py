@@ -1,0 +1,164 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import image_tasks, learn2learn_meta_loss, sine_tasks, tiny_conv4
+from torch import nn
+
+from metakit.gradient.anil import ANIL
+from metakit.gradient.functional import adapt
+from metakit.gradient.maml import MAML
+from metakit.gradient.mamlpp import MAMLPlusPlus
+from metakit.gradient.metasgd import MetaSGD
+from metakit.gradient.reptile import Reptile
+from metakit.models import Conv4
+
+
+def sine_mlp(hidden=40, seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+
+def grads_of(loss, params):
+    return torch.autograd.grad(loss, list(params))
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("kind", ["mlp", "conv4"])
+def test_maml_class_matches_learn2learn_clone_adapt(kind, steps, first_order):
+    model, tasks, inner_lr = (sine_mlp(), sine_tasks(), 0.01) if kind == "mlp" else (tiny_conv4(), image_tasks(), 0.4)
+    loss_fn = F.mse_loss if kind == "mlp" else F.cross_entropy
+    maml = MAML(model, inner_lr=inner_lr, inner_steps=steps, first_order=first_order)
+    loss, metrics = maml.meta_loss(tasks)
+    assert set(metrics) == ({"loss", "mse"} if kind == "mlp" else {"loss", "acc"})
+
+    expected = learn2learn_meta_loss(model, tasks, inner_lr=inner_lr, steps=steps, first_order=first_order,
+                                     loss_fn=loss_fn)
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    got, want = grads_of(loss, model.parameters()), grads_of(expected, model.parameters())
+    floor = 1e-5 * torch.cat([w.flatten() for w in want]).norm()  # pre-BatchNorm conv biases: round-off only
+    for g, w in zip(got, want):
+        assert (g - w).norm() <= 1e-4 * w.norm() + floor
+
+
+def test_adapt_and_predict_fit_the_support_set():
+    maml = MAML(sine_mlp(), inner_lr=0.01, inner_steps=1)
+    x_support, y_support, x_query, _ = (t[0] for t in sine_tasks(tasks=1))
+    params = maml.adapt(x_support, y_support, steps=10)
+    assert not any(p.requires_grad for p in params.values())  # evaluation needs no graph
+    assert F.mse_loss(maml.predict(params, x_support), y_support) < F.mse_loss(maml(x_support), y_support)
+    assert maml.predict(params, x_query).shape == (10, 1)
+    kept = maml.adapt(x_support, y_support, create_graph=True)
+    assert kept["0.weight"].requires_grad
+
+
+def test_meta_sgd_learning_rates_receive_gradients():
+    model = tiny_conv4()
+    metasgd = MetaSGD(model, inner_lr=0.1)
+    rates = metasgd.learning_rates()
+    assert set(rates) == {n for n, _ in model.named_parameters()}
+    assert {id(p) for p in rates.values()} <= {id(p) for p in metasgd.parameters()}
+    loss, _ = metasgd.meta_loss(image_tasks())
+    for name, g in zip(rates, grads_of(loss, rates.values())):
+        assert g.abs().sum() > 0, name
+    # with every rate equal to inner_lr, Meta-SGD is MAML
+    maml_loss, _ = MAML(model, inner_lr=0.1).meta_loss(image_tasks())
+    torch.testing.assert_close(loss, maml_loss)
+
+
+def test_anil_adapts_only_the_head_and_meta_learns_the_body():
+    model = tiny_conv4()
+    anil = ANIL(model, inner_lr=0.4, inner_steps=2)
+    assert anil.head == "head" and anil.head_names == ["head.weight", "head.bias"]
+    x_support, y_support, _, _ = (t[0] for t in image_tasks())
+    theta = anil.init_params()
+    adapted = adapt(model, theta, x_support, y_support, inner_lr=0.4, steps=2, **{"only": anil.head_names})
+    assert all(adapted[n] is theta[n] for n in theta if not n.startswith("head."))
+    params = anil.adapt(x_support, y_support)
+    assert all(torch.equal(params[n], theta[n]) for n in theta if not n.startswith("head."))
+    assert not torch.equal(params["head.weight"], theta["head.weight"])
+    loss, _ = anil.meta_loss(image_tasks())
+    assert grads_of(loss, [model.features[0][0].weight])[0].abs().sum() > 0
+    assert ANIL(sine_mlp()).head == "4"
+
+
+def test_reptile_pseudo_gradient_is_minus_the_mean_step():
+    model = sine_mlp(hidden=16)
+    reptile = Reptile(model, inner_lr=0.02, inner_steps=4)
+    tasks = sine_tasks()
+    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
+    phis = [adapt(model, theta, xs, ys, inner_lr=0.02, steps=4, loss_fn=F.mse_loss, first_order=True)
+            for xs, ys in zip(tasks[0], tasks[1])]
+    direction = {n: torch.stack([phi[n] for phi in phis]).mean(0) - theta[n] for n in theta}
+
+    loss, metrics = reptile.meta_loss(tasks)
+    assert set(metrics) == {"loss", "mse"}
+    loss.backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(-p.grad, direction[n], rtol=1e-4, atol=1e-7)
+    eps = 0.5  # with SGD(lr=eps) the outer step is Reptile's interpolation
+    torch.optim.SGD(model.parameters(), lr=eps).step()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), theta[n] + eps * direction[n], rtol=1e-4, atol=1e-6)
+
+
+def test_mamlpp_learned_rates_and_per_step_batchnorm_receive_gradients():
+    model = tiny_conv4()
+    mamlpp = MAMLPlusPlus(model, inner_lr=0.1, inner_steps=3, msl_iterations=10)
+    rates = mamlpp.learning_rates()
+    assert all(r.shape == (3,) for r in rates.values())
+    assert len(mamlpp.bn_names) == 8 and not set(rates) & set(mamlpp.bn_names)  # BatchNorm is not adapted
+    assert all(p.shape[0] == 3 for p in mamlpp.bn_per_step.values())
+    loss, _ = mamlpp.meta_loss(image_tasks())
+    assert int(mamlpp.iteration) == 1
+    grads = grads_of(loss, list(rates.values()) + list(mamlpp.bn_per_step.values()))
+    for g in grads:
+        assert g.abs().sum() > 0
+    weights = [g for n, g in zip(rates, grads) if n.endswith("weight")]
+    assert torch.stack(weights).abs().min() > 0  # every step's rate of every weight
+    with pytest.raises(ValueError, match="Choose steps <= 3"):
+        mamlpp.adapt(*(t[0] for t in image_tasks()[:2]), steps=4)
+    assert set(mamlpp.adapt(*(t[0] for t in image_tasks()[:2]), steps=2)) == set(mamlpp.init_params())
+
+
+def test_mamlpp_step_weights_anneal_to_the_last_step():
+    mamlpp = MAMLPlusPlus(sine_mlp(hidden=8), inner_lr=0.01, inner_steps=4, msl_iterations=100)
+    start, middle, end = (mamlpp.step_weights(i) for i in (0, 50, 100))
+    assert start == pytest.approx([0.25] * 4)
+    assert all(sum(w) == pytest.approx(1.0) for w in (start, middle, end))
+    assert middle[0] < start[0] and middle[-1] > start[-1]
+    assert end[0] == pytest.approx(0.03 / 4) and end[-1] == pytest.approx(1 - 3 * 0.03 / 4)
+
+
+def test_mamlpp_without_per_step_batchnorm_and_with_annealed_order():
+    model = tiny_conv4()
+    mamlpp = MAMLPlusPlus(model, inner_steps=2, per_step_bn=False, first_order_iterations=1)
+    assert len(mamlpp.bn_per_step) == 0 and len(mamlpp.learning_rates()) == len(list(model.parameters()))
+    assert mamlpp.use_first_order()
+    mamlpp.meta_loss(image_tasks())
+    assert not mamlpp.use_first_order()
+
+
+def test_mamlpp_vmap_and_loop_agree():
+    runs = []
+    for vectorize in (False, True):
+        model = tiny_conv4()
+        mamlpp = MAMLPlusPlus(model, inner_lr=0.1, inner_steps=2, vectorize=vectorize)
+        loss, _ = mamlpp.meta_loss(image_tasks())
+        runs.append((loss, grads_of(loss, [p for p in mamlpp.parameters() if p.requires_grad and p.dim() > 1])))
+    torch.testing.assert_close(runs[0][0], runs[1][0])
+    for a, b in zip(runs[0][1], runs[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_deep_copy_runs_its_own_model():
+    import copy
+    mamlpp = MAMLPlusPlus(tiny_conv4(), inner_steps=2)
+    twin = copy.deepcopy(mamlpp)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.add_(1.0)
+    x = image_tasks()[0][0]
+    assert not torch.allclose(twin(x), mamlpp(x))
+    with pytest.raises(ValueError, match="track_running_stats=False"):
+        MAML(Conv4(hidden=4, out_features=5))

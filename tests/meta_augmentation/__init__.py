@@ -1,0 +1,1 @@
+"""Tests of metakit.meta_augmentation (one module per package module)."""

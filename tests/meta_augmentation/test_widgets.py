@@ -1,0 +1,93 @@
+import math
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from metakit.meta_augmentation.learned import HAND_TUNED, NAMES, Augmentation, trajectory_lists
+from metakit.meta_augmentation.widgets import (
+    PolicyTrainer,
+    inspect_figure,
+    inspector,
+    nme_figure,
+    parse_indices,
+    policy_from,
+    samples_figure,
+    train_policy,
+    trajectory_figure,
+)
+from metakit.widgets import run_safely
+
+
+def policies():
+    return {"none": None, "fixed": Augmentation(HAND_TUNED, learnable=False), "learned": Augmentation()}
+
+
+def images(n=4):
+    return (torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.8).float()
+
+
+def test_nme_and_trajectory_figures():
+    r = {"acc": (0.9, 0.01), "acc_shifted": (0.1, 0.02), "new": (0.5, 0.03)}
+    fig = nme_figure({"maml": {**r, "acc_0_steps": (0.9, 0.01)}, "proto": r})
+    assert isinstance(fig, Figure)
+    traj = trajectory_lists([Augmentation().policy(), Augmentation(HAND_TUNED).policy()])
+    fig = trajectory_figure({"learned": traj})
+    assert len(fig.axes) == len(NAMES)
+
+
+def test_policy_from_a_trajectory_rebuilds_the_magnitudes():
+    traj = trajectory_lists([Augmentation().policy(), Augmentation(HAND_TUNED).policy()])
+    policy = policy_from(traj, 1).policy()
+    for n in NAMES:
+        assert policy[n] == pytest.approx(Augmentation(HAND_TUNED).policy()[n], rel=1e-3, abs=1e-4)
+
+
+def test_samples_and_inspector_figures():
+    fig = samples_figure(policies(), images(2), samples=3)
+    assert len(fig.axes) == 3 * 2 * 4
+    fig = inspect_figure(policies(), images(), "learned", "0, 3", 2.0, seed=1)
+    assert len(fig.axes) == 2 * 7
+    assert inspector(policies(), images()).message.value == ""
+
+
+@pytest.mark.parametrize("values, match", [
+    (dict(indices="one, two"), "whole numbers"),
+    (dict(indices=""), "image numbers"),
+    (dict(indices="0, 9"), "out of range"),
+    (dict(indices="0,1,2,3,0,1,2"), "at most 6"),
+    (dict(policy="wild"), "no policy"),
+    (dict(strength=float("nan")), "strength"),
+])
+def test_inspector_bad_input_gives_a_message(values, match):
+    args = dict(policies=policies(), images=images(), policy="learned", indices="0", strength=1.0) | values
+    result, error = run_safely(inspect_figure, **args)
+    assert result is None and match in error
+
+
+def test_parse_indices():
+    assert parse_indices("0, 5;2 3", 6) == [0, 5, 2, 3]
+
+
+def test_train_policy_refuses_bad_settings(glyphs_background, glyphs_evaluation):
+    for kwargs, match in [(dict(meta_lr=0.0), "meta_lr"), (dict(aug_lr=math.inf), "aug_lr"),
+                          (dict(seconds=-1.0), "seconds")]:
+        args = dict(meta_lr=1e-3, aug_lr=0.05, seconds=1.0) | kwargs
+        with pytest.raises(ValueError, match=match):
+            train_policy(glyphs_background, glyphs_evaluation, **args)
+
+
+def test_run_button_trains_and_reports(glyphs_background, glyphs_evaluation):
+    trainer = PolicyTrainer(glyphs_background, glyphs_evaluation, seconds=3, test_episodes=2)
+    history = trainer.run()
+    assert history["steps"] >= 1 and "test accuracy" in trainer.message.value
+    assert len(trainer.results["yours"]["history"]["traj_rotation"]) == history["steps"]
+    assert trainer.image.value  # the trajectory plot
+
+
+def test_run_button_shows_a_message_for_an_impossible_episode(glyphs_evaluation):
+    tiny = glyphs_evaluation.subset(glyphs_evaluation.alphabets[0])
+    tiny = type(tiny)(tiny.images[:60], tiny.targets[:60], tiny.class_names, name="three classes")
+    trainer = PolicyTrainer(tiny, glyphs_evaluation, seconds=3, test_episodes=2)
+    assert trainer.run() is None
+    assert "Not possible" in trainer.message.value and "n_way=5" in trainer.message.value

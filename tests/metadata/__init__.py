@@ -1,0 +1,1 @@
+"""Tests of metakit.metadata (one module per package module)."""

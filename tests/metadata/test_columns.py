@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from metakit.metadata.columns import (
+    BACKGROUND_TYPES,
+    HELD_OUT_TYPES,
+    SEMANTIC_TYPES,
+    ColumnDataset,
+    column_episodes,
+    column_locale,
+    compare_on_episodes,
+    generate_column,
+    interval,
+    split_datasets,
+)
+
+
+def test_many_types_and_a_disjoint_split():
+    assert len(SEMANTIC_TYPES) >= 40 and len(set(SEMANTIC_TYPES)) == len(SEMANTIC_TYPES)
+    assert not set(BACKGROUND_TYPES) & set(HELD_OUT_TYPES)
+    assert len(HELD_OUT_TYPES) >= 10
+
+
+def test_generator_is_deterministic_for_a_seed():
+    for t in SEMANTIC_TYPES + ("pattern_3",):
+        a, b = generate_column(t, 7), generate_column(t, 7)
+        assert a == b and 10 <= len(a) <= 30 and all(isinstance(v, str) for v in a)
+        # a column does not depend on what was generated before it
+        generate_column(t, 8)
+        assert generate_column(t, 7) == a
+    assert generate_column("email", 1) != generate_column("email", 2)
+    assert generate_column("iban", 3, n_values=5) == generate_column("iban", 3)[:5]
+
+
+def test_fixed_values():
+    col = generate_column("mac_address", 0, n_values=3)
+    assert all(len(v) == 17 and v.count(":") == 5 for v in col)
+    assert all("@" in v for v in generate_column("email", 0))
+    assert column_locale("phone", 0) == column_locale("phone", 0)
+    assert {column_locale("city", s) for s in range(50)} > {"en_US"}  # several locales
+
+
+def test_unknown_type_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown semantic type"):
+        generate_column("shoe size", 0)
+
+
+def test_types_do_not_leak_across_the_split():
+    background, held_out = split_datasets(columns_per_type=3, patterns=4)
+    assert not set(background.class_names) & set(held_out.class_names)
+    assert set(held_out.class_names) == set(HELD_OUT_TYPES)
+    assert not {tuple(c) for c in background.columns} & {tuple(c) for c in held_out.columns}
+    # episodes drawn from the held-out set only ever hold held-out columns
+    ids = {tuple(c) for c in held_out.columns}
+    x_support, y_support, x_query, y_query = next(column_episodes(held_out, 5, 2, 1))
+    assert all(tuple(c) in ids for c in x_support + x_query)
+    assert y_support.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4] and len(x_query) == 5
+
+
+def test_impossible_episode_is_a_value_error():
+    data = ColumnDataset(["email", "url"], columns_per_type=3)
+    with pytest.raises(ValueError, match="has 2 types; n_way=5"):
+        next(column_episodes(data, 5, 1, 1))
+    with pytest.raises(ValueError, match="3 columns per type; k_shot"):
+        next(column_episodes(data, 2, 3, 1))
+    with pytest.raises(ValueError, match="positive whole number"):
+        next(column_episodes(data, 2, 0, 1))
+
+
+class FirstClass(torch.nn.Module):
+    def fit_support(self, x_support, y_support):
+        self.n_way = int(y_support.max()) + 1
+
+    def forward(self, x_query):
+        return torch.eye(self.n_way)[torch.zeros(len(x_query), dtype=torch.long)]
+
+
+def test_compare_on_episodes_is_paired_and_repeats():
+    data = ColumnDataset(["email", "url", "ipv4"], columns_per_type=4)
+    a = compare_on_episodes({"first": FirstClass()}, data, 3, 1, 2, episodes=5, seed=1)
+    b = compare_on_episodes({"first": FirstClass()}, data, 3, 1, 2, episodes=5, seed=1)
+    assert torch.allclose(a["first"], torch.full((5,), 1 / 3))
+    assert torch.equal(a["first"], b["first"])
+    mean, half = interval(torch.tensor([0.0, 1.0, 0.0, 1.0]))  # 4 values: Student's t, sample std
+    assert mean == 0.5 and half == pytest.approx(3.1824 * 0.57735 / 2, rel=1e-4)

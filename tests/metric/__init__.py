@@ -1,0 +1,1 @@
+"""Tests of metakit.metric (one module per package module)."""

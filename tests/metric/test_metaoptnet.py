@@ -1,0 +1,68 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import random_episode
+from torch import nn
+
+from metakit.metric.metaoptnet import MetaOptNet, svm_dual_qp, svm_kkt_residuals
+from metakit.models import Conv4
+
+
+def episode(n_way=4, k_shot=2, n_query=3, seed=0):
+    return random_episode(n_way, k_shot, n_query, seed)
+
+
+@pytest.mark.parametrize("n_way,k_shot", [(2, 1), (5, 1), (5, 3)])
+def test_qp_solution_satisfies_the_kkt_conditions(n_way, k_shot):
+    x_support, y_support, _ = episode(n_way, k_shot)
+    model = MetaOptNet(Conv4(hidden=16), max_iter=30)
+    model.fit_support(x_support, y_support)
+    Q, p, G, h, A, b = model.qp
+    assert torch.equal(G, torch.eye(len(p), dtype=G.dtype))
+    residuals = svm_kkt_residuals(model.alpha, Q, p, h, A, b)
+    assert all(v < 1e-4 for v in residuals.values()), residuals
+
+
+def test_kkt_check_catches_a_point_that_is_not_optimal():
+    z = torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(3).repeat_interleave(2)
+    Q, p, G, h, A, b = svm_dual_qp(z, y, 3, C=0.1)
+    # a = 0 is feasible but not optimal: its multipliers on the other-class boxes come out
+    # negative (each example's dual variable nu_i = 1 pushes against them)
+    residuals = svm_kkt_residuals(torch.zeros(18, dtype=torch.float64), Q, p, h, A, b)
+    assert residuals["primal"] == 0 and residuals["dual"] > 0.5
+
+
+def test_dual_weights_are_zero_sum_per_example_and_boxed():
+    x_support, y_support, _ = episode()
+    model = MetaOptNet(Conv4(hidden=8))
+    model.fit_support(x_support, y_support)
+    torch.testing.assert_close(model.alpha.sum(1), torch.zeros(len(y_support)), atol=1e-4, rtol=0)
+    assert (model.alpha <= 0.1 * F.one_hot(y_support, 4) + 1e-4).all()
+
+
+def test_logits_shape_and_gradient_through_the_qp():
+    x_support, y_support, x_query = episode()
+    model = MetaOptNet(Conv4(hidden=8))
+    model.fit_support(x_support, y_support)
+    logits = model(x_query)
+    assert logits.shape == (12, 4)
+    F.cross_entropy(logits, torch.arange(4).repeat_interleave(3)).backward()
+    assert model.scale.grad is not None
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.backbone.parameters())
+
+
+def test_separable_support_is_classified_correctly():
+    # identity embedding, well separated classes: the SVM fits its own support set
+    x_support = torch.zeros(6, 1, 2, 2)
+    for i in range(3):
+        x_support[2 * i:2 * i + 2, 0, i // 2, i % 2] = 1.0
+    y_support = torch.arange(3).repeat_interleave(2)
+    model = MetaOptNet(nn.Flatten(), C=1.0)
+    model.fit_support(x_support, y_support)
+    assert torch.equal(model(x_support).argmax(1), y_support)
+
+
+def test_bad_support_raises():
+    with pytest.raises(ValueError, match="every label"):
+        MetaOptNet(nn.Flatten()).fit_support(torch.rand(2, 1, 28, 28), torch.tensor([0, 2]))

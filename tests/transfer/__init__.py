@@ -1,0 +1,1 @@
+"""Tests of metakit.transfer (one module per package module)."""
