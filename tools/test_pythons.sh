@@ -7,7 +7,8 @@
 # the hash of the install files and those lines (commit it; .ci/run compares that hash).
 #
 #   bash tools/test_pythons.sh            run (VERSIONS="3.12 3.13" to pick; BUDGET_S=1500 to skip
-#                                         the versions that would not finish in that many seconds)
+#                                         the versions that would not finish in that many seconds;
+#                                         KEEP_VENVS=1 keeps the venvs that passed, ~6 GB each)
 #   bash tools/test_pythons.sh --hash     print the install files' hash
 #   bash tools/test_pythons.sh --needed   exit 0 when the install files differ from the last passing run
 set -uo pipefail
@@ -53,7 +54,8 @@ for v in $VERSIONS; do
   fi
   py=$(pyenv_python "$v")
   if [ -z "$py" ] || [ ! -x "$py" ]; then
-    lines+=("Python $v: not tested (pyenv has no $v under $PYENV_ROOT/versions)"); skipped=$((skipped + 1)); continue
+    lines+=("Python $v: not tested (pyenv has no $v under $PYENV_ROOT/versions)"); skipped=$((skipped + 1))
+    echo "${lines[-1]}"; continue
   fi
   full=$("$py" -c 'import sys; print(sys.version.split()[0])')
   elapsed=$(( $(date +%s) - start )); estimate=$(( longest > 0 ? longest : 600 ))
@@ -80,6 +82,7 @@ for v in $VERSIONS; do
   if [ -z "$stage" ]; then
     versions=$(grep '^smoke ok:' "$log" | sed 's/^smoke ok: Python [^,]*, //')
     lines+=("Python $full: PASS  install $((t1 - t0)) s, smoke + notebook 01 $((t2 - t1)) s; $versions")
+    [ -n "${KEEP_VENVS:-}" ] || rm -rf "$venv"   # about 6 GB each (torch's CUDA libraries)
   else
     failed=$((failed + 1))
     lines+=("Python $full: FAIL at $stage (log: $log)")
