@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from qpth.qp import QPFunction
 from torch.func import functional_call, grad, vmap
 
 from .stream import ContinualLearner, TaskMemory
@@ -95,8 +96,6 @@ def gem_project(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, max_iter:
     Returns:
         (P,) the projected gradient. The dual is solved with qpth's interior-point solver in float64.
     """
-    from qpth.qp import QPFunction
-
     K = len(G)
     Gd, gd = G.double(), g.double()
     P = Gd @ Gd.T                                            # (K, K)
