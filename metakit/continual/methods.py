@@ -32,7 +32,7 @@ class EWC(ContinualLearner):
         self.anchors: list[tuple[dict, dict]] = []   # (Fisher diagonal, weights) of each finished task
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         if task_id != self.task and self.task >= 0:
             self.anchors.append(self.consolidate(*self.samples.get(self.task)))
         self.samples.add(x, y, task_id)
@@ -72,7 +72,7 @@ class Replay(ContinualLearner):
         return super().loss(x, y)
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         loss = super().observe(x, y, task_id)
         self.memory.add(x, y, task_id)
@@ -119,7 +119,7 @@ class GEM(ContinualLearner):
         self.projections = 0
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         past = self.memory.tasks(before=task_id)
         G = torch.stack([self.flat_grad(self.loss(*self.memory.get(t))) for t in past]) if past else None
@@ -144,7 +144,7 @@ class AGEM(ContinualLearner):
         self.projections = 0
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         loss = self.loss(x, y)
         g = self.flat_grad(loss)

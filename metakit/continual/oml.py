@@ -121,15 +121,20 @@ def meta_train_online(model: OnlineLearner, dataset, steps: int | None = 1000, s
         lr = model.log_inner_lr.exp()
         for i in range(len(rows)):
             W, b = online_head_step(W, b, z[i], int(y[i]), lr)
-        loss = F.cross_entropy(z @ W.T + b, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if not math.isfinite(loss.item()):
-            budget.close()
-            raise FloatingPointError(f"the meta-training loss became {loss.item()}; lower meta_lr.")
-        budget.log(loss=loss.item())
+        adam_step(opt, F.cross_entropy(z @ W.T + b, y), budget, "the meta-training loss", "meta_lr")
     return {**budget.history, **budget.summary()}
+
+
+def adam_step(opt, loss: torch.Tensor, budget: Budget, what: str, lr_name: str) -> None:
+    """One optimiser step on ``loss``, logged on ``budget``; a loss that is not finite closes the
+    budget's bar and raises ``FloatingPointError`` naming the learning rate to lower."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if not math.isfinite(loss.item()):
+        budget.close()
+        raise FloatingPointError(f"{what} became {loss.item()}; lower {lr_name}.")
+    budget.log(loss=loss.item())
 
 
 def pretrain(model: OnlineLearner, dataset, steps: int | None = 1000, seconds: float | None = None, *,
@@ -148,14 +153,7 @@ def pretrain(model: OnlineLearner, dataset, steps: int | None = 1000, seconds: f
     model.train()
     for _ in budget:
         rows = torch.randint(len(dataset), (batch_size,), generator=g)
-        loss = F.cross_entropy(model(x_all[rows]), dataset.targets[rows])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if not math.isfinite(loss.item()):
-            budget.close()
-            raise FloatingPointError(f"the pretraining loss became {loss.item()}; lower lr.")
-        budget.log(loss=loss.item())
+        adam_step(opt, F.cross_entropy(model(x_all[rows]), dataset.targets[rows]), budget, "the pretraining loss", "lr")
     return {**budget.history, **budget.summary()}
 
 

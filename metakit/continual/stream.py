@@ -141,7 +141,9 @@ class ContinualLearner(nn.Module):
         """(B, ...) inputs -> (B,) predicted classes (the shared head ignores ``task_id``)."""
         return self.net(x).argmax(1)
 
-    def _check(self, x, y, task_id):
+    def check_batch(self, x, y, task_id):
+        """Refuse an empty or mislabelled batch and a task id out of order (every strategy's
+        ``observe`` starts here), and put the network in training mode."""
         if len(x) != len(y) or len(y) == 0:
             raise ValueError("observe needs a non-empty batch with one label per input; "
                              f"got {len(x)} inputs, {len(y)} labels.")
@@ -154,7 +156,7 @@ class ContinualLearner(nn.Module):
         return F.cross_entropy(self.net(x), y)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, task_id: int) -> float:
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         self.optimizer.zero_grad()
         loss = self.loss(x, y)

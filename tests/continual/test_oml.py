@@ -96,6 +96,11 @@ def test_meta_training_and_pretraining_take_the_kits_budget():
     assert info["steps"] == len(info["loss"]) == 4 and set(info) == {"loss", "steps", "seconds", "clock_seconds"}
     with pytest.raises(ValueError, match="budget"):
         pretrain(OnlineLearner(data.num_classes, width=4), data, steps=None, progress=False)
+    with pytest.raises(FloatingPointError, match="pretraining loss became nan; lower lr"):
+        pretrain(OnlineLearner(data.num_classes, width=4), data, steps=3, batch_size=4, lr=1e30, progress=False)
+    with pytest.raises(FloatingPointError, match="meta-training loss became nan; lower meta_lr"):
+        meta_train_online(OnlineLearner(data.num_classes, width=4), data, steps=3, classes=2, shots=2, remember=2,
+                          meta_lr=1e30, progress=False)
 
 
 def test_pretraining_lowers_the_loss():
