@@ -4,9 +4,7 @@ import pytest
 import torch
 
 from metakit.compare import episode_accuracy, paired
-from metakit.datasets import ImageClassDataset
 from metakit.episodes import EpisodeSampler
-from metakit.gradient.maml import MAML
 from metakit.metric.protonet import PrototypicalNetwork
 from metakit.models import Conv4
 from metakit.runtime import seed_everything
@@ -14,26 +12,8 @@ from metakit.stats import mean_ci
 from metakit.transfer import experiments
 from metakit.transfer import finetune as transfer
 
-
-def tiny_backbone(seed=0):
-    torch.manual_seed(seed)
-    return Conv4(hidden=4).eval()
-
-
-def tiny_dataset(classes=8, per_class=20, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = (torch.rand(classes * per_class, 28, 28, generator=g) * 255).to(torch.uint8)
-    targets = torch.arange(classes).repeat_interleave(per_class)
-    return ImageClassDataset(images, targets, [f"a{c % 2}/c{c}" for c in range(classes)], name="tiny")
-
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    backbones = {"baseline": Conv4(hidden=4).eval(), "baselinepp": Conv4(hidden=4).eval()}
-    references = {"proto": PrototypicalNetwork(Conv4(hidden=4)).eval(),
-                  "maml": MAML(Conv4(hidden=4, out_features=5, track_running_stats=False), inner_lr=0.1)}
-    return backbones, {"tiny": tiny_dataset()}, references
+from .test_finetune import tiny_backbone
+from .test_widgets import tiny_dataset
 
 
 def test_the_trainers_train_then_load(tmp_path):

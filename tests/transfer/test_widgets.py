@@ -5,8 +5,6 @@ import torch
 from matplotlib.figure import Figure
 
 from metakit.datasets import ImageClassDataset
-from metakit.gradient.maml import MAML
-from metakit.metric.protonet import PrototypicalNetwork
 from metakit.models import Conv4
 from metakit.transfer import experiments as transfer_experiments
 from metakit.transfer import finetune as transfer
@@ -19,15 +17,6 @@ def tiny_dataset(classes=8, per_class=20, seed=0):
     images = (torch.rand(classes * per_class, 28, 28, generator=g) * 255).to(torch.uint8)
     targets = torch.arange(classes).repeat_interleave(per_class)
     return ImageClassDataset(images, targets, [f"a/c{c}" for c in range(classes)], name="tiny")
-
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    backbones = {"baseline": Conv4(hidden=4).eval(), "baselinepp": Conv4(hidden=4).eval()}
-    references = {"proto": PrototypicalNetwork(Conv4(hidden=4)).eval(),
-                  "maml": MAML(Conv4(hidden=4, out_features=5, track_running_stats=False), inner_lr=0.1)}
-    return backbones, {"tiny": tiny_dataset()}, references
 
 
 def call(setup, **values):
