@@ -4,6 +4,8 @@
   the training loop and the accuracy matrix's metrics (ACC, BWT, FWT).
 - ``methods``: EWC, replay, GEM and A-GEM.
 - ``oml``: OML and ANML, which meta-learn a representation for learning online.
+- ``experiments``: notebook 07's tables (every strategy on the same stream; OML, ANML and the
+  pretrained network on a stream of new classes), which ``benchmarks/continual.py`` runs too.
 - ``widgets``: notebook 07's controls and figures.
 """
 

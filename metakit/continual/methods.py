@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from qpth.qp import QPFunction
 from torch.func import functional_call, grad, vmap
 
 from .stream import ContinualLearner, TaskMemory
@@ -31,7 +32,7 @@ class EWC(ContinualLearner):
         self.anchors: list[tuple[dict, dict]] = []   # (Fisher diagonal, weights) of each finished task
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         if task_id != self.task and self.task >= 0:
             self.anchors.append(self.consolidate(*self.samples.get(self.task)))
         self.samples.add(x, y, task_id)
@@ -71,7 +72,7 @@ class Replay(ContinualLearner):
         return super().loss(x, y)
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         loss = super().observe(x, y, task_id)
         self.memory.add(x, y, task_id)
@@ -95,8 +96,6 @@ def gem_project(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, max_iter:
     Returns:
         (P,) the projected gradient. The dual is solved with qpth's interior-point solver in float64.
     """
-    from qpth.qp import QPFunction
-
     K = len(G)
     Gd, gd = G.double(), g.double()
     P = Gd @ Gd.T                                            # (K, K)
@@ -120,7 +119,7 @@ class GEM(ContinualLearner):
         self.projections = 0
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         past = self.memory.tasks(before=task_id)
         G = torch.stack([self.flat_grad(self.loss(*self.memory.get(t))) for t in past]) if past else None
@@ -145,7 +144,7 @@ class AGEM(ContinualLearner):
         self.projections = 0
 
     def observe(self, x, y, task_id):
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         loss = self.loss(x, y)
         g = self.flat_grad(loss)

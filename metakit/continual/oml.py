@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import CHECKPOINTS, train_or_load
+from ..runtime import Budget
 
 # Held out of meta-training and pretraining, to choose each model's head learning rate.
 VALIDATION_ALPHABETS = ("Cyrillic", "Greek")
@@ -82,8 +84,9 @@ def online_head_step(W, b, z, y, lr):
     return W - lr * gW, b - lr * gb
 
 
-def meta_train_online(model: OnlineLearner, dataset, steps: int = 1000, classes: int = 3, shots: int = 5,
-                      remember: int = 30, meta_lr: float = 1e-3, seed: int = 0, progress: bool = True) -> dict:
+def meta_train_online(model: OnlineLearner, dataset, steps: int | None = 1000, seconds: float | None = None, *,
+                      classes: int = 3, shots: int = 5, remember: int = 30, meta_lr: float = 1e-3, seed: int = 0,
+                      clock=time.perf_counter, progress: bool = True) -> dict:
     """OML/ANML meta-training, a few CPU-minutes' worth.
 
     Each meta-step draws ``classes`` classes, zeroes their rows of the head (they are "new"), and
@@ -93,17 +96,18 @@ def meta_train_online(model: OnlineLearner, dataset, steps: int = 1000, classes:
     classes (so learning the new classes must not erase the old ones); Adam updates the
     representation (and ANML's gate), the head's starting weights and the inner learning rate.
 
-    Returns:
-        ``{"steps", "seconds", "loss"}`` with the outer loss of every step.
-    """
-    from tqdm.auto import tqdm
+    The budget is :class:`~metakit.runtime.Budget`'s: at most ``steps`` meta-steps and/or
+    ``seconds`` of ``clock`` time (wall clock by default).
 
+    Returns:
+        ``{"loss", "steps", "seconds", "clock_seconds"}`` with the outer loss of every step.
+    """
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=meta_lr)
     n_classes, images = dataset.num_classes, dataset
-    losses, start = [], time.perf_counter()
+    budget = Budget(steps, seconds, clock=clock, desc=f"meta-training {type(model).__name__}", progress=progress)
     model.train()
-    for _ in tqdm(range(steps), desc=f"meta-training {type(model).__name__}", disable=not progress, leave=False):
+    for _ in budget:
         chosen = torch.randperm(n_classes, generator=g)[:classes].tolist()
         rows = [dataset.labels_to_indices[c][i] for c in chosen
                 for i in torch.randperm(len(dataset.labels_to_indices[c]), generator=g)[:shots].tolist()]
@@ -117,36 +121,40 @@ def meta_train_online(model: OnlineLearner, dataset, steps: int = 1000, classes:
         lr = model.log_inner_lr.exp()
         for i in range(len(rows)):
             W, b = online_head_step(W, b, z[i], int(y[i]), lr)
-        loss = F.cross_entropy(z @ W.T + b, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"the meta-training loss became {loss.item()}; lower meta_lr.")
-        losses.append(loss.item())
-    return {"steps": steps, "seconds": time.perf_counter() - start, "loss": losses}
+        adam_step(opt, F.cross_entropy(z @ W.T + b, y), budget, "the meta-training loss", "meta_lr")
+    return {**budget.history, **budget.summary()}
 
 
-def pretrain(model: OnlineLearner, dataset, steps: int = 1000, batch_size: int = 64, lr: float = 1e-3,
-             seed: int = 0, progress: bool = True) -> dict:
-    """The baseline: ordinary minibatch cross-entropy on all the training classes, ``steps`` Adam steps."""
-    from tqdm.auto import tqdm
+def adam_step(opt, loss: torch.Tensor, budget: Budget, what: str, lr_name: str) -> None:
+    """One optimiser step on ``loss``, logged on ``budget``; a loss that is not finite closes the
+    budget's bar and raises ``FloatingPointError`` naming the learning rate to lower."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if not math.isfinite(loss.item()):
+        budget.close()
+        raise FloatingPointError(f"{what} became {loss.item()}; lower {lr_name}.")
+    budget.log(loss=loss.item())
 
+
+def pretrain(model: OnlineLearner, dataset, steps: int | None = 1000, seconds: float | None = None, *,
+             batch_size: int = 64, lr: float = 1e-3, seed: int = 0, clock=time.perf_counter,
+             progress: bool = True) -> dict:
+    """The baseline: ordinary minibatch cross-entropy on all the training classes, Adam steps for a
+    :class:`~metakit.runtime.Budget` of ``steps`` and/or ``seconds`` of ``clock`` time.
+
+    Returns:
+        ``{"loss", "steps", "seconds", "clock_seconds"}`` with the loss of every step.
+    """
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     x_all = torch.stack([dataset[i][0] for i in range(len(dataset))])
-    losses, start = [], time.perf_counter()
+    budget = Budget(steps, seconds, clock=clock, desc="pretraining", progress=progress)
     model.train()
-    for _ in tqdm(range(steps), desc="pretraining", disable=not progress, leave=False):
+    for _ in budget:
         rows = torch.randint(len(dataset), (batch_size,), generator=g)
-        loss = F.cross_entropy(model(x_all[rows]), dataset.targets[rows])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"the pretraining loss became {loss.item()}; lower lr.")
-        losses.append(loss.item())
-    return {"steps": len(losses), "seconds": time.perf_counter() - start, "loss": losses}
+        adam_step(opt, F.cross_entropy(model(x_all[rows]), dataset.targets[rows]), budget, "the pretraining loss", "lr")
+    return {**budget.history, **budget.summary()}
 
 
 @torch.no_grad()
@@ -232,9 +240,6 @@ def meta_continual_models(background, folder=None, steps: int | None = None, ret
     Returns:
         ``name -> (model, info)``, info holding ``steps``, ``seconds``, ``loss`` and ``loaded``.
     """
-    from pathlib import Path
-
-
     train, _ = split_background(background)
     folder = Path(folder) if folder is not None else CHECKPOINTS
     out = {}

@@ -1,7 +1,7 @@
 """Continual learning: a task stream, the learner contract, a memory, the training loop and the
 metrics of Lopez-Paz & Ranzato (2017, "Gradient Episodic Memory for Continual Learning").
 
-Every strategy (``metakit.continual_methods``) is a :class:`ContinualLearner`: ``observe(x, y,
+Every strategy (:mod:`metakit.continual.methods`) is a :class:`ContinualLearner`: ``observe(x, y,
 task_id)`` takes one gradient step on a batch of the current task, ``predict(x, task_id=None)``
 returns class indices. Task ids arrive in order, 0, 1, 2, ...
 """
@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.functional import rotate
+from tqdm.auto import tqdm
 
 
 @dataclass
@@ -41,8 +43,6 @@ def glyph_stream(dataset, kind: str = "permutations", n_tasks: int = 10, n_class
     Returns:
         ``n_tasks`` :class:`Task`, labels ``0..n_classes-1`` in every task (one shared output head).
     """
-    from torchvision.transforms.functional import rotate
-
     if kind not in ("permutations", "rotations"):
         raise ValueError(f"kind must be 'permutations' or 'rotations'; got {kind!r}.")
     for name, v in (("n_tasks", n_tasks), ("n_classes", n_classes), ("train_per_class", train_per_class)):
@@ -141,7 +141,9 @@ class ContinualLearner(nn.Module):
         """(B, ...) inputs -> (B,) predicted classes (the shared head ignores ``task_id``)."""
         return self.net(x).argmax(1)
 
-    def _check(self, x, y, task_id):
+    def check_batch(self, x, y, task_id):
+        """Refuse an empty or mislabelled batch and a task id out of order (every strategy's
+        ``observe`` starts here), and put the network in training mode."""
         if len(x) != len(y) or len(y) == 0:
             raise ValueError("observe needs a non-empty batch with one label per input; "
                              f"got {len(x)} inputs, {len(y)} labels.")
@@ -154,7 +156,7 @@ class ContinualLearner(nn.Module):
         return F.cross_entropy(self.net(x), y)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, task_id: int) -> float:
-        self._check(x, y, task_id)
+        self.check_batch(x, y, task_id)
         self.task = task_id
         self.optimizer.zero_grad()
         loss = self.loss(x, y)
@@ -222,8 +224,6 @@ def run_stream(learner: ContinualLearner, stream: list[Task], epochs: int = 1, b
         ``losses`` (one per step) and ``seconds``. A loss that is not finite raises
         ``FloatingPointError`` (a learning rate too large, usually).
     """
-    from tqdm.auto import tqdm
-
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs per task must be a positive integer; got {epochs!r}.")
     start = time.perf_counter()

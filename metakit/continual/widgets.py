@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import ipywidgets as W
 import numpy as np
+import torch
+from matplotlib.figure import Figure
 
 from ..widgets import RunPanel, figure_png
-from .methods import make_strategy
-from .stream import glyph_stream, mlp, run_stream
-
-NAMES = {"naive": "naive fine-tuning", "ewc": "EWC", "replay": "experience replay", "gem": "GEM", "agem": "A-GEM"}
-
-
-def train_strategy(dataset, strategy: str = "gem", n_tasks: int = 10, memory_per_task: int = 75, lr: float = 0.1,
-                   epochs: int = 3, ewc_strength: float = 10.0, kind: str = "rotations", n_classes: int = 20,
-                   seed: int = 0, progress: bool = True) -> dict:
-    """Build the stream, train one strategy on it, and return :func:`~metakit.continual.run_stream`'s
-    result. Bad values (no memory for GEM, a diverging learning rate) raise ``ValueError`` or
-    ``FloatingPointError`` with a message for the learner."""
-    import torch
-
-
-    stream = glyph_stream(dataset, kind, n_tasks=n_tasks, n_classes=n_classes, seed=seed)
-    torch.manual_seed(seed)
-    learner = make_strategy(strategy, mlp(n_classes), lr=lr, memory_per_task=memory_per_task,
-                            ewc_strength=ewc_strength)
-    result = run_stream(learner, stream, epochs=epochs, seed=seed, progress=progress)
-    return {**result, "tasks": [t.name for t in stream]}
+from .experiments import NAMES, train_strategy
 
 
 def accuracy_matrices_figure(results: dict):
     """Top row: R[i, j] for each strategy as a heatmap (rows: after training on task i; columns:
     tested on task j). Bottom: mean accuracy over the tasks seen so far, and accuracy on the first
     task, after each task."""
-    from matplotlib.figure import Figure
-
     n = len(results)
     if n == 0:
         raise ValueError("nothing trained yet: press Run.")
@@ -102,9 +82,6 @@ class ContinualTrainer(RunPanel):
 
 def stream_figure(stream, n_classes: int = 5):
     """The first training image of ``n_classes`` classes (rows) in every task of a stream (columns)."""
-    import torch
-    from matplotlib.figure import Figure
-
     firsts = [[t.x_train[t.y_train == c][0, 0] for t in stream] for c in range(n_classes)]
     grid = torch.stack([torch.cat(row, 1) for row in firsts])               # (n_classes, 28, 28 * T)
     fig = Figure(figsize=(0.75 * len(stream) + 0.8, 0.75 * n_classes + 0.6), layout="constrained")
@@ -120,11 +97,9 @@ def online_curves_figure(curves: dict, reference: tuple | None = None):
     """Accuracy on all classes learned so far against their number, one line per model.
 
     Args:
-        curves: ``name -> {n_classes: accuracy}`` (from :func:`metakit.oml.compare_on_stream`).
+        curves: ``name -> {n_classes: accuracy}`` (from :func:`metakit.continual.oml.compare_on_stream`).
         reference: optional ``(n_classes, accuracy, label)`` drawn as a star (a paper's figure).
     """
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.subplots()
     labels = {"oml": "OML", "anml": "ANML", "pretrain": "pretrained, then SGD"}

@@ -24,8 +24,6 @@ import torch
 from faker import Faker
 
 from ..episodes import EpisodeSampler
-from ..runtime import seed_everything
-from ..stats import mean_ci
 
 LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pt_BR", "pl_PL", "sv_SE", "ja_JP")
 MIN_VALUES, MAX_VALUES = 10, 30
@@ -203,8 +201,8 @@ def column_locale(semantic_type: str, seed: int) -> str:
 class ColumnDataset(torch.utils.data.Dataset):
     """Labelled example columns, ``columns_per_type`` of each type, for learn2learn's Taskset.
 
-    An item is ``(index, label)``: the episode sampler (:class:`~metakit.episodes.EpisodeSampler`)
-    draws indices, and :meth:`lookup` turns them back into columns, so every method (rules, nearest
+    An item is ``(index, label)``: the episode sampler (:class:`ColumnEpisodeSampler`) draws
+    indices, and :meth:`lookup` turns them back into columns, so every method (rules, nearest
     neighbour, the prototypical network) sees the same episodes.
 
     Args:
@@ -256,16 +254,27 @@ def check_column_episode(dataset: ColumnDataset, n_way: int, k_shot: int, n_quer
                          f"were asked. Choose k_shot + n_query <= {fewest}.")
 
 
-def column_episodes(dataset: ColumnDataset, n_way: int, k_shot: int, n_query: int = 5):
-    """An endless iterator of episodes ``(support columns, y_support, query columns, y_query)``,
-    drawn by learn2learn's Taskset through :class:`~metakit.episodes.EpisodeSampler` (which raises
-    ``ValueError`` for an impossible episode), then looked up as columns."""
+class ColumnEpisodeSampler:
+    """Episodes of columns, ``sample() -> (support columns, y_support, query columns, y_query)``,
+    drawn by learn2learn's Taskset through :class:`~metakit.episodes.EpisodeSampler` and looked up
+    as columns; the ``make_sampler`` of :func:`metakit.compare.compare` for column methods.
 
-    check_column_episode(dataset, n_way, k_shot, n_query)
-    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
-    while True:
-        x_support, y_support, x_query, y_query = sampler.sample()
-        yield dataset.lookup(x_support), y_support, dataset.lookup(x_query), y_query
+    An impossible episode raises ``ValueError`` when the sampler is made, in words about types and
+    columns (:func:`check_column_episode`).
+    """
+
+    def __init__(self, dataset: ColumnDataset, n_way: int, k_shot: int, n_query: int = 5):
+        check_column_episode(dataset, n_way, k_shot, n_query)
+        self.dataset = dataset
+        self.sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
+
+    def sample_indices(self):
+        """The episode as dataset indices: ``(i_support, y_support, i_query, y_query)``."""
+        return self.sampler.sample()
+
+    def sample(self):
+        i_support, y_support, i_query, y_query = self.sample_indices()
+        return self.dataset.lookup(i_support), y_support, self.dataset.lookup(i_query), y_query
 
 
 def split_datasets(columns_per_type: int = 40, seed: int = 0, patterns: int = 0):
@@ -275,33 +284,3 @@ def split_datasets(columns_per_type: int = 40, seed: int = 0, patterns: int = 0)
     background = ColumnDataset(types, columns_per_type, seed=2 * seed, name="background column types")
     held_out = ColumnDataset(HELD_OUT_TYPES, columns_per_type, seed=2 * seed + 1, name="held-out column types")
     return background, held_out
-
-
-def compare_on_episodes(methods: dict, dataset: ColumnDataset, n_way: int, k_shot: int, n_query: int = 5,
-                        episodes: int = 600, seed: int = 0, progress: bool = False) -> dict:
-    """Accuracy of each method on the same episodes, so differences between methods are paired.
-
-    Args:
-        methods: name -> a classifier with ``fit_support(columns, y_support)`` and
-            ``forward(columns) -> logits``.
-    Returns:
-        name -> (episodes,) tensor of per-episode query accuracies.
-    """
-    from tqdm.auto import tqdm
-
-
-    seed_everything(seed)  # learn2learn's Taskset draws with Python's random
-    draws = column_episodes(dataset, n_way, k_shot, n_query)
-    accs = {name: [] for name in methods}
-    for _ in tqdm(range(episodes), desc=f"{n_way}-way {k_shot}-shot episodes", disable=not progress, leave=False):
-        x_support, y_support, x_query, y_query = next(draws)
-        for name, method in methods.items():
-            with torch.no_grad():
-                method.fit_support(x_support, y_support)
-                accs[name].append((method(x_query).argmax(1) == y_query).float().mean().item())
-    return {name: torch.tensor(a) for name, a in accs.items()}
-
-
-def interval(accs: torch.Tensor) -> tuple[float, float]:
-    """(mean, 95% half-width) of per-episode accuracies or paired differences: :func:`metakit.stats.mean_ci`."""
-    return mean_ci(accs)

@@ -2,7 +2,7 @@
 
 Each value is a string of characters; a small CNN over characters embeds it, and a column is the
 pooled (mean and max) embedding of its values. The prototypical network (Snell et al., 2017) of
-:mod:`metakit.protonet` then classifies a column by its nearest type prototype, so a new type
+:mod:`metakit.metric.protonet` then classifies a column by its nearest type prototype, so a new type
 needs only a few labelled example columns.
 """
 
@@ -17,7 +17,7 @@ from torch import nn
 
 from ..episodes import EpisodeSampler
 from ..metric.protonet import PrototypicalNetwork
-from ..runtime import seed_everything
+from ..runtime import Budget, seed_everything
 
 PAD, BOS, UNK = 0, 1, 2
 _ASCII0 = 3  # printable ASCII 32..126 -> 3..97
@@ -137,47 +137,43 @@ def drop_values(x: torch.Tensor, generator: torch.Generator, min_values: int = 2
 
 
 def train_column_prototypes(model: ColumnPrototypes, dataset, *, n_way: int = 15, k_shot: int = 5,
-                            n_query: int = 5, meta_lr: float = 1e-3, seconds: float = 180.0,
-                            max_episodes: int | None = None, seed: int = 0, progress: bool = True,
-                            clock=time.process_time) -> dict:
-    """Episodic training on ``dataset``'s types until ``seconds`` of ``clock`` (CPU time by default).
+                            n_query: int = 5, meta_lr: float = 1e-3, steps: int | None = None,
+                            seconds: float | None = 180.0, clock=time.perf_counter, seed: int = 0,
+                            progress: bool = True) -> dict:
+    """Episodic training on ``dataset``'s types for a :class:`~metakit.runtime.Budget` of ``steps``
+    episodes and/or ``seconds`` of ``clock`` time (wall clock by default; notebook 09 and the
+    benchmark pass ``time.process_time``, CPU time).
 
     Episodes come from learn2learn's Taskset (:class:`~metakit.episodes.EpisodeSampler`); each
-    support column keeps a random subset of its values. Returns the history: ``losses`` (one per
-    episode), ``episodes`` and ``seconds``.
+    support column keeps a random subset of its values. Returns the history: ``loss`` (one per
+    episode), ``steps``, ``seconds`` (wall clock) and ``clock_seconds``.
     """
-    from tqdm.auto import tqdm
-
-
     seed_everything(seed)
     g = torch.Generator().manual_seed(seed)
     encoded = encode_columns(dataset.columns)  # (num_columns, V, L), once
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
     opt = torch.optim.Adam(model.parameters(), lr=meta_lr)
+    budget = Budget(steps, seconds, clock=clock, desc="meta-training", progress=progress)
     model.train()
-    losses, start = [], clock()
-    bar = tqdm(total=round(seconds), desc="meta-training (CPU s)", disable=not progress, leave=False)
-    while clock() - start < seconds and (max_episodes is None or len(losses) < max_episodes):
+    for _ in budget:
         i_support, y_support, i_query, y_query = sampler.sample()
         model.fit_support(drop_values(encoded[i_support], g), y_support)
         loss = F.cross_entropy(model(drop_values(encoded[i_query], g)), y_query)
         if not torch.isfinite(loss):
+            budget.close()
             raise FloatingPointError(f"the loss became {loss.item()}; lower meta_lr (now {meta_lr}).")
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        bar.n = min(round(clock() - start), round(seconds))
-        bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.3f}", refresh=False)
-        bar.update(0)
-    bar.close()
+        budget.log(loss=loss.item())
     model.eval()
-    return {"losses": losses, "episodes": len(losses), "seconds": clock() - start}
+    return {"loss": [], **budget.history, **budget.summary()}
 
 
 def training_summary(history: dict, every: int = 25) -> dict:
-    """What a checkpoint keeps of a training history: counts, CPU seconds, and the loss averaged over
-    blocks of ``every`` episodes (``loss_curve``, ``loss_every``)."""
-    losses = history["losses"]
+    """What a checkpoint keeps of a training history: ``steps``, ``seconds``, ``clock_seconds``, and
+    the loss averaged over blocks of ``every`` episodes (``loss_curve``, ``loss_every``)."""
+    losses = history["loss"]
     curve = [sum(losses[i:i + every]) / len(losses[i:i + every]) for i in range(0, len(losses), every)]
-    return {"episodes": history["episodes"], "seconds": history["seconds"], "loss_curve": curve, "loss_every": every}
+    return {"steps": history["steps"], "seconds": history["seconds"], "clock_seconds": history["clock_seconds"],
+            "loss_curve": curve, "loss_every": every}

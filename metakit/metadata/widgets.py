@@ -14,15 +14,14 @@ from functools import lru_cache
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import torch
+from IPython.display import display
+from matplotlib import font_manager, ft2font
 
-from ..episodes import EpisodeSampler
-from ..runtime import seed_everything
 from ..widgets import Explorer, error_html, figure_png, new_episode_button, run_safely
-from .columns import check_column_episode, generate_column, interval
-from .encoder import encode_columns
+from .columns import generate_column
+from .experiments import episode_predictions
+from .library import MIN_VALUES, TypeLibrary
 from .rules import RULES, rule_signature
-
-MIN_VALUES = 2
 
 
 def parse_column(text: str) -> list[str]:
@@ -48,86 +47,6 @@ def parse_columns(text: str) -> list[list[str]]:
     if not blocks:
         raise ValueError("not enough values: paste at least one example column (columns separated by a blank line).")
     return [parse_column(b) for b in blocks]
-
-
-class TypeLibrary:
-    """The known semantic types, one prototype each (the mean embedding of its example columns),
-    and a distance radius beyond which an answer is "low confidence".
-
-    The radius is calibrated on fresh columns of the generated types, cut to 2 to 30 values: 95% of
-    them lie closer than it to their own type's prototype.
-
-    Args:
-        model: a trained :class:`~metakit.column_encoder.ColumnPrototypes`.
-        types: type names; each gets ``k_shot`` generated example columns.
-        k_shot: example columns per type.
-        seed: the examples' seeds are ``10**6 + seed + i``, the calibration columns' ``2 * 10**6 + ...``,
-            outside the benchmark's.
-    """
-
-    def __init__(self, model, types=(), k_shot: int = 5, seed: int = 0, calibration_columns: int = 3):
-        self.model = model.eval()
-        self.names: list[str] = []
-        self.prototypes = torch.zeros(0, 0)
-        self.spread: list[float] = []
-        for t in types:
-            self.add_type(t, [generate_column(t, 10**6 + seed + i) for i in range(k_shot)])
-        self.calibration = self._own_distances(types, seed, calibration_columns)
-
-    def _own_distances(self, types, seed: int, per_type: int) -> torch.Tensor:
-        """Squared distances of fresh columns (2 to 30 values) to their own type's prototype."""
-        import random
-
-        r = random.Random(seed)
-        cols, own = [], []
-        for t in types:
-            for i in range(per_type):
-                cols.append(generate_column(t, 2 * 10**6 + seed + i)[: r.randint(MIN_VALUES, 30)])
-                own.append(self.names.index(t))
-        if not cols:
-            return torch.zeros(0)
-        return (self.embed(cols) - self.prototypes[own]).pow(2).sum(1)  # (len(types) * per_type,)
-
-    @torch.no_grad()
-    def embed(self, columns) -> torch.Tensor:
-        return self.model.backbone(encode_columns(columns))  # (N, D)
-
-    def add_type(self, name: str, columns: list[list[str]]) -> None:
-        """Add (or replace) type ``name`` from its example columns."""
-        name = (name or "").strip()
-        if not name:
-            raise ValueError("give the new type a name.")
-        if not columns:
-            raise ValueError("not enough values: give at least one example column.")
-        z = self.embed(columns)  # (K, D)
-        proto = z.mean(0)
-        # how far this type's own examples lie from its prototype; one example column gives none
-        spread = float((z - proto).pow(2).sum(1).mean()) if len(z) > 1 else float("nan")
-        if name in self.names:
-            i = self.names.index(name)
-            self.prototypes[i], self.spread[i] = proto, spread
-            return
-        self.names.append(name)
-        self.spread.append(spread)
-        self.prototypes = proto[None] if self.prototypes.numel() == 0 else torch.cat([self.prototypes, proto[None]])
-
-    @property
-    def radius(self) -> float:
-        """The 95th percentile of the calibration columns' squared distances to their own prototype
-        (or, without calibration, four times the median spread of the example columns)."""
-        if len(self.calibration) >= 2:
-            return float(self.calibration.quantile(0.95))
-        known = torch.tensor([s for s in self.spread if s == s])
-        return 4.0 * float(known.median()) if len(known) else float("inf")
-
-    def predict(self, column: list[str]) -> tuple[list[tuple[str, float]], float]:
-        """Types by confidence (a softmax over minus the squared distances) and the distance to the nearest."""
-        if not self.names:
-            raise ValueError("no types known yet: add one first.")
-        d = (self.embed([column])[0] - self.prototypes).pow(2).sum(1)  # (T,)
-        p = torch.softmax(-d, 0)
-        order = torch.argsort(p, descending=True)
-        return [(self.names[i], float(p[i])) for i in order], float(d.min())
 
 
 def annotate(library: TypeLibrary, text: str, low_confidence: float = 0.5) -> dict:
@@ -178,8 +97,6 @@ def add_type_from_text(library: TypeLibrary, name: str, text: str) -> str:
 
 @lru_cache(maxsize=1)
 def _font_chars() -> frozenset:
-    from matplotlib import font_manager, ft2font
-
     path = font_manager.findfont(font_manager.FontProperties(family=plt.rcParams["font.family"]))
     return frozenset(ft2font.FT2Font(path).get_charmap())
 
@@ -191,25 +108,16 @@ def displayable(text: str) -> str:
 
 
 def episode_figure(methods: dict, dataset, n_way: int, k_shot: int, n_query: int = 1, seed: int = 0):
-    """One held-out episode and every method's prediction for each query column.
+    """One held-out episode and every method's prediction for each query column
+    (:func:`~metakit.metadata.experiments.episode_predictions`), as a table.
 
     Args:
         methods: name -> classifier on columns (``fit_support``, ``forward``).
-        dataset: a :class:`~metakit.columns.ColumnDataset`.
+        dataset: a :class:`~metakit.metadata.columns.ColumnDataset`.
     Returns:
         A Figure: one row per query column (its first values), a column per method, green when right.
     """
-
-    check_column_episode(dataset, n_way, k_shot, n_query)
-    seed_everything(seed)
-    i_support, y_support, i_query, y_query = EpisodeSampler(dataset, n_way, k_shot, n_query).sample()
-    x_support, x_query = dataset.lookup(i_support), dataset.lookup(i_query)
-    names = [dataset.class_names[int(dataset.targets[i])] for i in i_support[::k_shot]]
-    preds = {}
-    for name, m in methods.items():
-        with torch.no_grad():
-            m.fit_support(x_support, y_support)
-            preds[name] = m(x_query).argmax(1)
+    x_query, y_query, names, preds = episode_predictions(methods, dataset, n_way, k_shot, n_query, seed)
     fig, ax = plt.subplots(figsize=(3.2 + 1.6 * len(methods), 0.42 * len(x_query) + 1.2))
     ax.set_axis_off()
     rows = [[displayable(", ".join(c[:2])[:34]), names[int(y)]] + [names[int(p[j])] for p in preds.values()]
@@ -258,7 +166,6 @@ class Annotator:
                           W.HBox([W.VBox([self.name, self.examples]), self.add_button]), self.message, self.image])
 
     def annotate(self) -> None:
-
         fig, error = run_safely(annotation_figure, library=self.library, text=self.column.value)
         if error is None:
             self.image.value, self.message.value = figure_png(fig), ""
@@ -271,14 +178,11 @@ class Annotator:
         self.message.value = error_html(error) if error is not None else f"<span>{text}</span>"
 
     def _ipython_display_(self):
-        from IPython.display import display
-
         display(self.ui)
 
 
 def signature_figure(types, seed: int = 0):
     """The rule signature (fraction of values each rule accepts) of one column of each type."""
-
     s = torch.stack([rule_signature(generate_column(t, seed)) for t in types])  # (T, R)
     fig, ax = plt.subplots(figsize=(0.26 * len(RULES) + 2.5, 0.3 * len(types) + 1.6))
     im = ax.imshow(s, cmap="Greens", vmin=0, vmax=1, aspect="auto")
@@ -292,12 +196,15 @@ def signature_figure(types, seed: int = 0):
 
 
 def comparison_figure(results: dict, n_way: int = 5):
-    """Accuracy against k_shot with 95% intervals. results: k_shot -> method -> per-episode accuracies."""
-
-    shots = sorted(results)
+    """Accuracy against k_shot with 95% intervals, from
+    :func:`~metakit.metadata.experiments.compare_methods`'s results (settings named by k_shot)."""
+    methods = list(dict.fromkeys(k[0] for k in results))
+    shots = sorted(set(k[2] for k in results))
+    test_set = next(iter(results))[1]
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for name in results[shots[0]]:
-        m, h = zip(*(interval(results[k][name]) for k in shots))
+    for name in methods:
+        m = [results[name, test_set, k]["acc"] for k in shots]
+        h = [results[name, test_set, k]["ci95"] for k in shots]
         ax.errorbar(shots, m, yerr=h, marker="o", capsize=3, label=name)
     ax.axhline(1 / n_way, color="gray", ls=":", lw=1, label="chance")
     ax.set_xticks(shots)

@@ -4,7 +4,7 @@ by fitting a new head on its support set, with the backbone frozen or partly fin
 
 Baseline fits a linear head, Baseline++ a cosine head (and is pretrained with one). Notebook 08
 and ``benchmarks/transfer.py`` compare them with a prototypical network and MAML trained for the
-same CPU time, on the same test episodes, with :func:`compare`.
+same CPU time, on the same test episodes (:mod:`metakit.transfer.experiments`).
 """
 
 from __future__ import annotations
@@ -16,23 +16,17 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..episodes import EpisodeSampler
 from ..fewshot import FewShotClassifier
 from ..models import Conv4
-from ..runtime import seed_everything
-from ..stats import mean_ci as interval
-from ..training import train_episodes
+from ..runtime import Budget
 
 HEADS = {"baseline": "linear", "baselinepp": "cosine"}
-NAMES = {"baseline": "Baseline", "baselinepp": "Baseline++", "proto": "ProtoNet", "maml": "MAML"}
 LAYERS = ("head", "last block", "all")
 # Fine-tuning as Chen et al.: SGD with learning rate 0.01, momentum 0.9 and weight decay 1e-3 on the
 # support set, 100 steps (full batch here: the support set is 5 to 25 images).
 FINETUNE = dict(steps=100, lr=0.01, momentum=0.9, weight_decay=1e-3)
 SCALE = 10.0  # the cosine head's temperature (Chen et al.'s code uses 10 for many classes)
-SETTINGS = {"5w1s": dict(n_way=5, k_shot=1, n_query=15), "5w5s": dict(n_way=5, k_shot=5, n_query=15)}
 
 
 class CosineClassifier(nn.Module):
@@ -69,15 +63,8 @@ def make_head(kind: str, in_features: int, n_classes: int, generator=None) -> nn
     return head
 
 
-def _budget(seconds, steps, clock):
-    if seconds is None and steps is None:
-        raise ValueError("Give a budget: seconds=..., steps=..., or both.")
-    start = clock()
-    return lambda done: (steps is not None and done >= steps) or (seconds is not None and clock() - start >= seconds)
-
-
-def pretrain(backbone: Conv4, dataset, head: str = "linear", *, seconds: float | None = None, steps: int | None = None,
-             batch_size: int = 64, lr: float = 1e-3, rotations: bool = True, clock=time.process_time,
+def pretrain(backbone: Conv4, dataset, head: str = "linear", *, steps: int | None = None, seconds: float | None = None,
+             clock=time.perf_counter, batch_size: int = 64, lr: float = 1e-3, rotations: bool = True,
              progress: bool = True, seed: int = 0) -> dict:
     """Train ``backbone`` plus a ``head`` over every class of ``dataset`` with ordinary cross-entropy
     on mini-batches (Adam), as any image classifier is trained; the head is thrown away afterwards.
@@ -86,8 +73,9 @@ def pretrain(backbone: Conv4, dataset, head: str = "linear", *, seconds: float |
         backbone: a Conv-4 without head, trained in place.
         dataset: an :class:`~metakit.datasets.ImageClassDataset` (the background alphabets).
         head: ``"linear"`` (Baseline) or ``"cosine"`` (Baseline++).
-        seconds: budget as ``clock`` counts it (default: CPU seconds of this process).
         steps: budget in mini-batches.
+        seconds: budget as ``clock`` counts it (wall clock by default; ``time.process_time`` for
+            this process's CPU time, as notebook 08 and the benchmark give every method).
         rotations: each class turned by 90, 180, 270 degrees is a class of its own (4C classes),
             as the prototypical network's training episodes have it.
     Returns:
@@ -100,11 +88,8 @@ def pretrain(backbone: Conv4, dataset, head: str = "linear", *, seconds: float |
     model = nn.Sequential(backbone, make_head(head, backbone.embedding_dim, n_classes, generator=g)).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     images = 1.0 - dataset.images.float().unsqueeze(1) / 255.0  # (N, 1, 28, 28), ink = 1
-    done = _budget(seconds, steps, clock)
-    history = {"loss": [], "acc": [], "steps": 0}
-    start, clock_start = time.perf_counter(), clock()
-    bar = tqdm(total=steps, desc=f"pretraining ({head} head)", unit="batch", disable=not progress)
-    while not done(history["steps"]):
+    budget = Budget(steps, seconds, clock=clock, desc=f"pretraining ({head} head)", progress=progress)
+    for step in budget:
         i = torch.randint(len(images), (batch_size,), generator=g)
         r = torch.randint(n_rot, (batch_size,), generator=g)
         x = images[i]  # (B, 1, 28, 28)
@@ -114,28 +99,14 @@ def pretrain(backbone: Conv4, dataset, head: str = "linear", *, seconds: float |
         logits = model(x)  # (B, 4C)
         loss = F.cross_entropy(logits, y)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"The loss became {loss.item()} at step {history['steps'] + 1} with lr={lr:g}.")
+            budget.close()
+            raise FloatingPointError(f"The loss became {loss.item()} at step {step + 1} with lr={lr:g}.")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history["loss"].append(loss.item())
-        history["acc"].append((logits.argmax(1) == y).float().mean().item())
-        history["steps"] += 1
-        bar.update(1)
-    bar.close()
-    history["seconds"], history["clock_seconds"] = time.perf_counter() - start, clock() - clock_start
+        budget.log(loss=loss.item(), acc=(logits.argmax(1) == y).float().mean().item())
     backbone.eval()
-    return history
-
-
-def train_episodic(model, sampler, *, seconds: float | None = None, steps: int | None = None, lr: float = 1e-3,
-                   clock=time.process_time, progress: bool = True) -> dict:
-    """:func:`metakit.training.train_episodes` with a budget in ``clock`` seconds (CPU time by
-    default), so that a prototypical network gets the same compute as the pretrained classifier;
-    the history also counts its episodes as ``steps``, like :func:`pretrain`'s."""
-    history = train_episodes(model, sampler, lr=lr, steps=steps, seconds=seconds, progress=progress, clock=clock)
-    model.eval()
-    return history
+    return {"loss": [], "acc": [], **budget.history, **budget.summary()}
 
 
 def trim_history(history: dict, keep: int = 200) -> dict:
@@ -166,6 +137,8 @@ class FineTuner(FewShotClassifier):
         steps, lr, momentum, weight_decay: the SGD fine-tuning on the support set.
         seed: draws the new head's initial weights (the same for every task).
     """
+
+    needs_grad_to_fit = True  # fit_support runs SGD: metakit.compare.episode_accuracy keeps gradients on
 
     def __init__(self, backbone: Conv4, head: str = "linear", layers: str = "head", steps: int = FINETUNE["steps"],
                  lr: float = FINETUNE["lr"], momentum: float = FINETUNE["momentum"],
@@ -237,67 +210,3 @@ class FineTuner(FewShotClassifier):
         """(n_query_total, C, H, W) images -> (n_query_total, n_way) logits."""
         self._check_fitted()
         return self.head(self.tuned(self.features(x_query)))
-
-
-def episode_accuracy(method, x_support, y_support, x_query, y_query) -> float:
-    """Query accuracy of any method of the kit on one episode: a metric method or fine-tuner
-    (``fit_support``/``forward``) or a gradient method (``adapt``/``predict``)."""
-    if hasattr(method, "adapt"):
-        params = method.adapt(x_support, y_support)
-        with torch.no_grad():
-            logits = method.predict(params, x_query)
-    else:
-        with torch.no_grad() if not isinstance(method, FineTuner) else torch.enable_grad():
-            method.fit_support(x_support, y_support)
-        with torch.no_grad():
-            logits = method(x_query)
-    return (logits.argmax(-1) == y_query).float().mean().item()
-
-
-def compare(methods: dict, test_sets: dict, settings: dict = SETTINGS, episodes: int = 600, seed: int = 0,
-            progress: bool = True) -> dict:
-    """Every method on the same test episodes (the sampler is reseeded before each method).
-
-    Returns:
-        ``{(method, test set, setting): {"acc", "ci95", "ms", "accs"}}``, ``accs`` the per-episode
-        accuracies (for paired differences, :func:`paired`), ``ms`` per episode, sampling included.
-    """
-    results = {}
-    jobs = [(m, t, s) for t in test_sets for s in settings for m in methods]
-    for name, set_name, setting in tqdm(jobs, desc="testing", disable=not progress):
-        method = methods[name]
-        was_training = method.training
-        method.eval()
-        seed_everything(seed)
-        sampler = EpisodeSampler(test_sets[set_name], **settings[setting])
-        start = time.perf_counter()
-        accs = [episode_accuracy(method, *sampler.sample()) for _ in range(episodes)]
-        method.train(was_training)
-        acc, ci95 = interval(accs)
-        results[name, set_name, setting] = {"acc": acc, "ci95": ci95, "accs": accs,
-                                            "ms": 1000 * (time.perf_counter() - start) / episodes}
-    return results
-
-
-def paired(results: dict, a: str, b: str, test_set: str, setting: str) -> tuple[float, float]:
-    """``a`` minus ``b`` on the same episodes: the mean per-episode difference and its 95% interval."""
-    diff = [x - y for x, y in zip(results[a, test_set, setting]["accs"], results[b, test_set, setting]["accs"])]
-    return interval(diff)
-
-
-def format_table(results: dict, train_info: dict | None = None, names: dict = NAMES) -> str:
-    """One row per (test set, method), a column per setting (``acc±ci95``), then ms per test
-    episode and, from ``train_info`` (name -> ``{"steps", "clock_seconds"}``), training steps and time."""
-    train_info = train_info or {}
-    methods = list(dict.fromkeys(k[0] for k in results))
-    sets = list(dict.fromkeys(k[1] for k in results))
-    settings = list(dict.fromkeys(k[2] for k in results))
-    lines = [f"{'test set, method':<20} " + " ".join(f"{s:>15}" for s in settings)
-             + f" {'ms/ep':>6} {'train steps':>11} {'train s':>8}"]
-    for s in sets:
-        for m in methods:
-            cells = " ".join(f"{results[m, s, x]['acc']:.4f}±{results[m, s, x]['ci95']:.4f}" for x in settings)
-            info = train_info.get(m, {})
-            lines.append(f"{s + ', ' + names.get(m, m):<20} {cells} {results[m, s, settings[0]]['ms']:>6.1f} "
-                         f"{info.get('steps', ''):>11} {info.get('clock_seconds', math.nan):>8.0f}")
-    return "\n".join(lines)

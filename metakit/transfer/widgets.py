@@ -10,28 +10,14 @@ from __future__ import annotations
 import ipywidgets as W
 from matplotlib.figure import Figure
 
-from ..episodes import EpisodeSampler
-from ..runtime import seed_everything
 from ..widgets import Explorer, new_episode_button
-from .finetune import HEADS, LAYERS, NAMES, FineTuner, episode_accuracy, interval
-
-N_QUERY = 10  # queries per class: 10 shots + 10 queries fit the 20 drawings of a character
-_CACHE: dict = {}  # episodes, frozen features and reference accuracies, so a slider move only re-tunes
-
-
-def _cached(key, make, *owners):
-    """``make()``, kept under ``key``; the entry holds ``owners`` (whose ids are in the key) alive,
-    so that no other object can reuse their ids while it is cached."""
-    if key not in _CACHE:
-        if len(_CACHE) > 256:
-            _CACHE.clear()
-        _CACHE[key] = (owners, make())
-    return _CACHE[key][1]
+from .experiments import NAMES, finetune_curve
+from .finetune import HEADS, LAYERS
 
 
 def comparison_figure(results: dict, names: dict = NAMES) -> Figure:
     """Accuracy with its 95% interval per method, one panel per test set, one bar per setting
-    (:func:`metakit.transfer.compare`'s results)."""
+    (:func:`metakit.compare.compare`'s results)."""
     methods = list(dict.fromkeys(k[0] for k in results))
     sets = list(dict.fromkeys(k[1] for k in results))
     settings = list(dict.fromkeys(k[2] for k in results))
@@ -50,55 +36,6 @@ def comparison_figure(results: dict, names: dict = NAMES) -> Figure:
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
-
-
-def finetune_curve(backbone, dataset, head: str, n_way: int, k_shot: int, steps: int, lr: float, layers: str,
-                   seed: int = 0, episodes: int = 3, references: dict | None = None) -> dict:
-    """Fine-tune a new head (and ``layers``) on ``episodes`` episodes and follow it step by step.
-
-    Args:
-        backbone: a pretrained Conv-4.
-        head: ``"linear"`` (Baseline) or ``"cosine"`` (Baseline++).
-        references: name -> trained method (ProtoNet, MAML) scored on the same episodes.
-    Returns:
-        ``{"loss": mean support loss per step, "steps": the steps where the query accuracy was
-        taken, "acc": mean query accuracy there, "references": {name: accuracy}}``.
-    """
-    model = FineTuner(backbone, head=head, layers=layers, steps=steps, lr=lr)  # refuses bad settings first
-    key = (id(dataset), n_way, k_shot, seed, episodes)
-
-    def draw():
-        seed_everything(seed)
-        sampler = EpisodeSampler(dataset, n_way, k_shot, N_QUERY)  # ValueError for an impossible episode
-        return [sampler.sample() for _ in range(episodes)]
-
-    tasks = _cached(("episodes", *key), draw, dataset)
-    feats = _cached(("features", id(backbone), layers, *key),
-                    lambda: [(model.features(xs), ys, model.features(xq), yq) for xs, ys, xq, yq in tasks],
-                    backbone, dataset)
-    losses, accs = [], []
-    for h_support, y_support, h_query, y_query in feats:
-        model.fit_features(h_support, y_support, watch=(h_query, y_query))
-        losses.append(model.history["loss"])
-        accs.append(model.history["query_acc"])
-    refs = {}
-    for name, method in (references or {}).items():
-        out = getattr(getattr(method, "model", None), "head", None)
-        if out is not None and out.out_features != n_way:
-            continue  # MAML's head was trained for a fixed number of ways
-        refs[name] = _cached(("reference", id(method), *key), lambda method=method: _mean_accuracy(method, tasks),
-                             method, dataset)
-    mean = lambda rows: [sum(col) / len(col) for col in zip(*rows)]  # noqa: E731
-    return {"loss": mean(losses), "steps": model.history["query_steps"], "acc": mean(accs), "references": refs}
-
-
-def _mean_accuracy(method, tasks) -> float:
-    was_training = method.training
-    method.eval()  # BatchNorm on its running statistics, as at test time
-    try:
-        return sum(episode_accuracy(method, *t) for t in tasks) / len(tasks)
-    finally:
-        method.train(was_training)
 
 
 def finetune_figure(backbones: dict, datasets: dict, dataset: str, method: str, n_way: int, k_shot: int,
@@ -153,25 +90,8 @@ def finetune_explorer(backbones: dict, datasets: dict, references: dict | None =
                     datasets=datasets, references=references, episodes=episodes)
 
 
-def layers_table(backbone, datasets: dict, head: str, episodes: int = 30, seed: int = 0, progress: bool = True,
-                 **finetune) -> dict:
-    """Query accuracy (mean, 95% interval) of fine-tuning each choice of ``layers``, 5-way 1-shot,
-    on the same episodes: ``{(layers, dataset): (acc, ci95)}``."""
-    from tqdm.auto import tqdm
-
-
-    out = {}
-    jobs = [(layers, name) for name in datasets for layers in LAYERS]
-    for layers, name in tqdm(jobs, desc="layers", disable=not progress):
-        model = FineTuner(backbone, head=head, layers=layers, **finetune)
-        seed_everything(seed)
-        sampler = EpisodeSampler(datasets[name], 5, 1, 15)
-        out[layers, name] = interval([episode_accuracy(model, *sampler.sample()) for _ in range(episodes)])
-    return out
-
-
 def layers_figure(table: dict) -> Figure:
-    """:func:`layers_table` as bars: accuracy per choice of layers, one group per test set."""
+    """:func:`metakit.transfer.experiments.layers_table` as bars: accuracy per choice of layers, one group per test set."""
     sets = list(dict.fromkeys(k[1] for k in table))
     fig = Figure(figsize=(6.5, 3.4))
     ax = fig.subplots()

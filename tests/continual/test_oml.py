@@ -84,6 +84,25 @@ def test_meta_training_reaches_the_representation(cls):
         assert ((0 < gate) & (gate < 1)).all()
 
 
+def test_meta_training_and_pretraining_take_the_kits_budget():
+    data = tiny_dataset()
+    clock = iter(range(1000)).__next__  # one "second" per reading
+    torch.manual_seed(0)
+    info = meta_train_online(OnlineLearner(data.num_classes, width=4), data, steps=None, seconds=3, clock=clock,
+                             classes=2, shots=2, remember=2, progress=False)
+    assert info["steps"] == len(info["loss"]) >= 1 and info["clock_seconds"] >= 3 and info["seconds"] >= 0
+    info = pretrain(OnlineLearner(data.num_classes, width=4), data, steps=4, seconds=1e9, batch_size=4,
+                    progress=False)
+    assert info["steps"] == len(info["loss"]) == 4 and set(info) == {"loss", "steps", "seconds", "clock_seconds"}
+    with pytest.raises(ValueError, match="budget"):
+        pretrain(OnlineLearner(data.num_classes, width=4), data, steps=None, progress=False)
+    with pytest.raises(FloatingPointError, match="pretraining loss became nan; lower lr"):
+        pretrain(OnlineLearner(data.num_classes, width=4), data, steps=3, batch_size=4, lr=1e30, progress=False)
+    with pytest.raises(FloatingPointError, match="meta-training loss became nan; lower meta_lr"):
+        meta_train_online(OnlineLearner(data.num_classes, width=4), data, steps=3, classes=2, shots=2, remember=2,
+                          meta_lr=1e30, progress=False)
+
+
 def test_pretraining_lowers_the_loss():
     data = tiny_dataset()
     torch.manual_seed(0)

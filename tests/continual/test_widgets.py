@@ -2,6 +2,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import metakit
+from metakit.continual import experiments
 from metakit.continual import stream as continual
 from metakit.continual import widgets as continual_widgets
 
@@ -11,9 +12,8 @@ def evaluation():
     return metakit.load_glyphs("evaluation")
 
 
-def test_train_strategy_and_its_figures(evaluation):
-    r = continual_widgets.train_strategy(evaluation, "agem", n_tasks=2, epochs=1, n_classes=4, progress=False)
-    assert r["R"].shape == (2, 2) and r["tasks"] == ["0°", "90°"]
+def test_the_figures(evaluation):
+    r = experiments.train_strategy(evaluation, "agem", n_tasks=2, epochs=1, n_classes=4, progress=False)
     fig = continual_widgets.accuracy_matrices_figure({"agem": r, "naive": r})
     assert isinstance(fig, Figure) and len(fig.axes) >= 4
     stream = continual.glyph_stream(evaluation, "rotations", n_tasks=3, n_classes=4)

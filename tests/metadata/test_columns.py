@@ -1,16 +1,13 @@
 import pytest
-import torch
 
 from metakit.metadata.columns import (
     BACKGROUND_TYPES,
     HELD_OUT_TYPES,
     SEMANTIC_TYPES,
     ColumnDataset,
-    column_episodes,
+    ColumnEpisodeSampler,
     column_locale,
-    compare_on_episodes,
     generate_column,
-    interval,
     split_datasets,
 )
 
@@ -52,7 +49,7 @@ def test_types_do_not_leak_across_the_split():
     assert not {tuple(c) for c in background.columns} & {tuple(c) for c in held_out.columns}
     # episodes drawn from the held-out set only ever hold held-out columns
     ids = {tuple(c) for c in held_out.columns}
-    x_support, y_support, x_query, y_query = next(column_episodes(held_out, 5, 2, 1))
+    x_support, y_support, x_query, y_query = ColumnEpisodeSampler(held_out, 5, 2, 1).sample()
     assert all(tuple(c) in ids for c in x_support + x_query)
     assert y_support.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4] and len(x_query) == 5
 
@@ -60,26 +57,8 @@ def test_types_do_not_leak_across_the_split():
 def test_impossible_episode_is_a_value_error():
     data = ColumnDataset(["email", "url"], columns_per_type=3)
     with pytest.raises(ValueError, match="has 2 types; n_way=5"):
-        next(column_episodes(data, 5, 1, 1))
+        ColumnEpisodeSampler(data, 5, 1, 1)
     with pytest.raises(ValueError, match="3 columns per type; k_shot"):
-        next(column_episodes(data, 2, 3, 1))
+        ColumnEpisodeSampler(data, 2, 3, 1)
     with pytest.raises(ValueError, match="positive whole number"):
-        next(column_episodes(data, 2, 0, 1))
-
-
-class FirstClass(torch.nn.Module):
-    def fit_support(self, x_support, y_support):
-        self.n_way = int(y_support.max()) + 1
-
-    def forward(self, x_query):
-        return torch.eye(self.n_way)[torch.zeros(len(x_query), dtype=torch.long)]
-
-
-def test_compare_on_episodes_is_paired_and_repeats():
-    data = ColumnDataset(["email", "url", "ipv4"], columns_per_type=4)
-    a = compare_on_episodes({"first": FirstClass()}, data, 3, 1, 2, episodes=5, seed=1)
-    b = compare_on_episodes({"first": FirstClass()}, data, 3, 1, 2, episodes=5, seed=1)
-    assert torch.allclose(a["first"], torch.full((5,), 1 / 3))
-    assert torch.equal(a["first"], b["first"])
-    mean, half = interval(torch.tensor([0.0, 1.0, 0.0, 1.0]))  # 4 values: Student's t, sample std
-    assert mean == 0.5 and half == pytest.approx(3.1824 * 0.57735 / 2, rel=1e-4)
+        ColumnEpisodeSampler(data, 2, 0, 1)

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch
 
@@ -67,10 +69,10 @@ def test_prototypes_on_columns_and_a_short_training_lowers_the_loss():
     data = ColumnDataset(["email", "ipv4", "year", "hex_colour", "city"], columns_per_type=8)
     torch.manual_seed(0)
     model = ColumnPrototypes(ColumnEncoder(dim=16))
-    hist = train_column_prototypes(model, data, n_way=3, k_shot=2, n_query=2, seconds=30, max_episodes=40,
-                                   meta_lr=3e-3, progress=False)
-    assert hist["episodes"] == 40
-    assert sum(hist["losses"][-10:]) < sum(hist["losses"][:10])
+    hist = train_column_prototypes(model, data, n_way=3, k_shot=2, n_query=2, seconds=30, steps=40,
+                                   clock=time.process_time, meta_lr=3e-3, progress=False)
+    assert hist["steps"] == 40 and set(hist) == {"loss", "steps", "seconds", "clock_seconds"}
+    assert sum(hist["loss"][-10:]) < sum(hist["loss"][:10])
     model.fit_support(data.lookup([0, 8]), torch.tensor([0, 1]))
     logits = model([["x@y.com", "z@w.net"], ["10.0.0.1"]])
     assert logits.shape == (2, 2) and torch.isfinite(logits).all()
@@ -82,14 +84,25 @@ def test_a_diverging_learning_rate_is_a_floating_point_error():
     with torch.no_grad():
         model.backbone.out.weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="meta_lr"):
-        train_column_prototypes(model, data, n_way=2, k_shot=1, n_query=1, max_episodes=3, progress=False)
+        train_column_prototypes(model, data, n_way=2, k_shot=1, n_query=1, steps=3, progress=False)
+
+
+def test_training_takes_the_kits_time_budget_on_any_clock():
+    data = ColumnDataset(["email", "ipv4"], columns_per_type=4)
+    clock = iter(range(1000)).__next__  # one "second" per reading
+    hist = train_column_prototypes(ColumnPrototypes(ColumnEncoder(dim=8)), data, n_way=2, k_shot=1, n_query=1,
+                                   seconds=3, clock=clock, progress=False)
+    assert hist["steps"] == len(hist["loss"]) >= 1 and hist["clock_seconds"] >= 3
+    with pytest.raises(ValueError, match="budget"):
+        train_column_prototypes(ColumnPrototypes(ColumnEncoder(dim=8)), data, n_way=2, k_shot=1, n_query=1,
+                                seconds=None, progress=False)
 
 
 def test_training_summary_averages_blocks():
     from metakit.metadata.encoder import training_summary
 
-    s = training_summary({"losses": [1.0, 3.0, 5.0], "episodes": 3, "seconds": 1.5}, every=2)
-    assert s == {"episodes": 3, "seconds": 1.5, "loss_curve": [2.0, 5.0], "loss_every": 2}
+    s = training_summary({"loss": [1.0, 3.0, 5.0], "steps": 3, "seconds": 2.5, "clock_seconds": 1.5}, every=2)
+    assert s == {"steps": 3, "seconds": 2.5, "clock_seconds": 1.5, "loss_curve": [2.0, 5.0], "loss_every": 2}
 
 
 def test_quick_benchmark_prints_the_result_line():

@@ -4,10 +4,10 @@ import torch
 
 from metakit.metadata.columns import ColumnDataset, generate_column
 from metakit.metadata.encoder import ColumnEncoder, ColumnPrototypes
+from metakit.metadata.library import TypeLibrary
 from metakit.metadata.rules import RuleSignatureClassifier
 from metakit.metadata.widgets import (
     Annotator,
-    TypeLibrary,
     add_type_from_text,
     annotate,
     annotation_figure,
@@ -100,7 +100,7 @@ def test_plots_are_figures():
     from metakit.metadata.widgets import comparison_figure, loss_figure, signature_figure
 
     assert isinstance(signature_figure(["email", "iban"]), matplotlib.figure.Figure)
-    results = {k: {"rules": torch.rand(5), "proto": torch.rand(5)} for k in (1, 3)}
+    results = {(m, "held-out", k): {"acc": 0.5, "ci95": 0.1} for m in ("rules", "proto") for k in (1, 3)}
     assert isinstance(comparison_figure(results), matplotlib.figure.Figure)
     assert isinstance(loss_figure([1.0, 0.5, 0.2], every=25), matplotlib.figure.Figure)
 
@@ -122,9 +122,3 @@ def test_a_type_named_in_any_script_draws_without_warnings(library):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         figure_png(annotation_figure(lib, "2022年3月4日\n2021年7月8日"))
-
-
-def test_radius_is_calibrated_on_fresh_columns(library):
-    assert library.calibration.shape == (9,) and (library.calibration >= 0).all()
-    assert library.radius == pytest.approx(float(library.calibration.quantile(0.95)))
-    assert TypeLibrary(library.model).radius == float("inf")

@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from helpers import random_episode, run_quick
 
 from metakit.datasets import ImageClassDataset
-from metakit.metric.protonet import PrototypicalNetwork
 from metakit.models import Conv4
 from metakit.transfer import finetune as transfer
 
@@ -132,48 +131,23 @@ def test_pretrain_stops_on_its_clock_budget():
     assert history["steps"] == 1
 
 
+def test_pretrain_runs_on_the_kits_budget_wall_clock_by_default():
+    import inspect
+    import time
+
+    assert inspect.signature(transfer.pretrain).parameters["clock"].default is time.perf_counter
+    history = transfer.pretrain(Conv4(hidden=4), tiny_dataset(), steps=2, batch_size=4, progress=False)
+    assert set(history) == {"loss", "acc", "steps", "seconds", "clock_seconds"} and history["steps"] == 2
+    assert not hasattr(transfer, "_budget") and not hasattr(transfer, "train_episodic")
+
+
+def test_fine_tuners_say_they_need_gradients_to_fit():
+    assert transfer.FineTuner.needs_grad_to_fit is True
+
+
 def test_pretrain_needs_a_budget():
     with pytest.raises(ValueError, match="budget"):
         transfer.pretrain(Conv4(hidden=4), tiny_dataset(), progress=False)
-
-
-def test_train_episodic_trains_a_prototypical_network():
-    from metakit.episodes import EpisodeSampler
-
-    torch.manual_seed(0)
-    model = PrototypicalNetwork(Conv4(hidden=4))
-    history = transfer.train_episodic(model, EpisodeSampler(tiny_dataset(), 3, 1, 2), steps=2, progress=False)
-    assert history["steps"] == 2 and history["clock_seconds"] >= 0
-
-
-def test_episode_accuracy_accepts_metric_gradient_and_fine_tuned_methods():
-    from metakit.gradient.maml import MAML
-
-    x_support, y_support, x_query = random_episode(5, 1, 2)
-    y_query = torch.arange(5).repeat_interleave(2)
-    torch.manual_seed(0)
-    methods = [PrototypicalNetwork(Conv4(hidden=4)).eval(), transfer.FineTuner(tiny_backbone(), steps=5),
-               MAML(Conv4(hidden=4, out_features=5, track_running_stats=False), inner_lr=0.1)]
-    for method in methods:
-        acc = transfer.episode_accuracy(method, x_support, y_support, x_query, y_query)
-        assert 0 <= acc <= 1 and acc * 10 == pytest.approx(round(acc * 10))
-
-
-def test_interval_fixed_value():
-    mean, ci = transfer.interval([0.0, 1.0] * 20)  # 40 values: 1.96 * population std / sqrt(n)
-    assert mean == 0.5 and ci == pytest.approx(1.96 * 0.5 / math.sqrt(40))
-
-
-def test_compare_meets_every_method_on_the_same_episodes():
-    data = tiny_dataset(classes=6, per_class=4)
-    backbone = tiny_backbone()
-    methods = {"a": transfer.FineTuner(backbone, steps=3), "b": transfer.FineTuner(backbone, steps=3)}
-    settings = {"3w1s": dict(n_way=3, k_shot=1, n_query=2)}
-    results = transfer.compare(methods, {"tiny": data}, settings, episodes=4, progress=False)
-    assert results["a", "tiny", "3w1s"]["accs"] == results["b", "tiny", "3w1s"]["accs"]
-    assert transfer.paired(results, "a", "b", "tiny", "3w1s") == (0.0, 0.0)
-    table = transfer.format_table(results, {"a": {"steps": 7, "clock_seconds": 1.0}}, names={"a": "A", "b": "B"})
-    assert "tiny, A" in table and "tiny, B" in table and "±" in table
 
 
 def test_proto_equals_a_linear_head_initialised_at_the_prototypes():

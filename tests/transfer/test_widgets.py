@@ -5,9 +5,8 @@ import torch
 from matplotlib.figure import Figure
 
 from metakit.datasets import ImageClassDataset
-from metakit.gradient.maml import MAML
-from metakit.metric.protonet import PrototypicalNetwork
 from metakit.models import Conv4
+from metakit.transfer import experiments as transfer_experiments
 from metakit.transfer import finetune as transfer
 from metakit.transfer import widgets as transfer_widgets
 from metakit.widgets import run_safely
@@ -18,15 +17,6 @@ def tiny_dataset(classes=8, per_class=20, seed=0):
     images = (torch.rand(classes * per_class, 28, 28, generator=g) * 255).to(torch.uint8)
     targets = torch.arange(classes).repeat_interleave(per_class)
     return ImageClassDataset(images, targets, [f"a/c{c}" for c in range(classes)], name="tiny")
-
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    backbones = {"baseline": Conv4(hidden=4).eval(), "baselinepp": Conv4(hidden=4).eval()}
-    references = {"proto": PrototypicalNetwork(Conv4(hidden=4)).eval(),
-                  "maml": MAML(Conv4(hidden=4, out_features=5, track_running_stats=False), inner_lr=0.1)}
-    return backbones, {"tiny": tiny_dataset()}, references
 
 
 def call(setup, **values):
@@ -41,26 +31,6 @@ def call(setup, **values):
 def test_finetune_figure_draws_for_every_choice_of_layers(setup, layers):
     fig, error = call(setup, layers=layers, method="baseline")
     assert error is None and isinstance(fig, Figure)
-
-
-def test_finetune_curve_follows_the_steps_and_scores_the_references_on_the_same_episodes(setup):
-    backbones, datasets, references = setup
-    curve = transfer_widgets.finetune_curve(backbones["baseline"], datasets["tiny"], "linear", 5, 2, 50, 0.05, "head",
-                                            episodes=2, references=references)
-    assert len(curve["loss"]) == 50 and curve["loss"][-1] < curve["loss"][0]
-    assert curve["steps"][0] == 0 and curve["steps"][-1] == 50 and len(curve["acc"]) == len(curve["steps"])
-    assert set(curve["references"]) == {"proto", "maml"}
-    assert all(0 <= a <= 1 for a in [*curve["acc"], *curve["references"].values()])
-    again = transfer_widgets.finetune_curve(backbones["baseline"], datasets["tiny"], "linear", 5, 2, 50, 0.05, "head",
-                                            episodes=2, references=references)
-    assert again == curve  # cached episodes and features: the same numbers
-
-
-def test_maml_reference_is_left_out_when_the_ways_differ_from_its_head(setup):
-    backbones, datasets, references = setup
-    curve = transfer_widgets.finetune_curve(backbones["baseline"], datasets["tiny"], "linear", 3, 1, 5, 0.01, "head",
-                                            episodes=1, references=references)
-    assert set(curve["references"]) == {"proto"}
 
 
 @pytest.mark.parametrize("values, match", [
@@ -103,9 +73,9 @@ def test_comparison_and_layers_figures():
     data = tiny_dataset(classes=6)
     backbone = Conv4(hidden=4).eval()
     methods = {"baseline": transfer.FineTuner(backbone, steps=3), "baselinepp": transfer.FineTuner(backbone, "cosine", steps=3)}
-    results = transfer.compare(methods, {"tiny": data}, episodes=2, progress=False)
+    results = transfer_experiments.compare_methods(methods, {"tiny": data}, episodes=2, progress=False)
     assert isinstance(transfer_widgets.comparison_figure(results), Figure)
-    table = transfer_widgets.layers_table(backbone, {"tiny": data}, "linear", episodes=2, progress=False, steps=3)
+    table = transfer_experiments.layers_table(backbone, {"tiny": data}, "linear", episodes=2, progress=False, steps=3)
     assert set(table) == {(layers, "tiny") for layers in transfer.LAYERS}
     assert all(0 <= acc <= 1 for acc, _ in table.values())
     assert isinstance(transfer_widgets.layers_figure(table), Figure)
