@@ -198,10 +198,12 @@ def main(argv=None) -> None:
           " for the paper, ours on real Omniglot)")
     print(f"\ntotal time {time.perf_counter() - total_start:.0f} s")
     accs = " ".join(f"{k}={m:.4f}" for k, (m, _) in results.items())
-    style = args.style + "".join(f",{k}={v:g}" for k, v in params.items()) + (
-        f",sources={args.sources}" if args.sources != "matplotlib" else "")
-    print(f"RESULT style={style} build_s={build_s:.1f} alphabets={alphabets} characters={characters} "
-          f"episodes={history['episodes']} {accs}")
+    extra = ""  # the default run's line keeps its keys; a variant's adds what it was
+    if args.style != "fonts" or params or args.sources != "matplotlib" or args.test_styles or args.train_episodes:
+        style = args.style + "".join(f",{k}={v:g}" for k, v in params.items()) + (
+            f",sources={args.sources}" if args.sources != "matplotlib" else "")
+        extra = f" style={style} episodes={history['episodes']}"
+    print(f"RESULT build_s={build_s:.1f} alphabets={alphabets} characters={characters} {accs}{extra}")
 
 
 if __name__ == "__main__":
