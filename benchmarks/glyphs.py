@@ -3,6 +3,14 @@ wall-clock budget, and test it on unseen glyph alphabets and on real Omniglot ch
 
     python benchmarks/glyphs.py            # 120 s of training, 600 test episodes (a few minutes)
     python benchmarks/glyphs.py --quick    # 5 s of training, 20 test episodes (a smoke test)
+    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/glyphs.py --train-episodes 1500 --episodes 300 \
+        --style strokes --test-styles fonts   # a variant at a fixed episode budget, fair on a shared CPU
+
+``--style`` picks the generator of the training data ("fonts", the default data; "strokes", each
+stroke redrawn on its own; "mixed", both sets of drawings of every background character, so 40
+per character) and ``--stroke-param KEY=VALUE`` overrides its amounts (``STROKE_PARAMS``).
+``--test-styles`` adds the evaluation alphabets of other styles as test sets: a held-out
+rendering style, the yardstick for choosing a generator without looking at real handwriting.
 
 Training regime (fixed): 40-way 1-shot episodes with 2 queries per class from the background
 glyph alphabets, each character's four rotations counted as classes of their own; Adam, lr 1e-3.
@@ -30,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import metakit  # noqa: E402
 from metakit.episodes import EpisodeSampler  # noqa: E402
-from metakit.glyphs import load_or_build  # noqa: E402
+from metakit.datasets import ImageClassDataset  # noqa: E402
+from metakit.glyphs import SOURCES, STROKE_PARAMS, STYLES_OF_DRAWING, load_or_build  # noqa: E402
 from metakit.metric.protonet import PrototypicalNetwork  # noqa: E402
 from metakit.models import Conv4  # noqa: E402
 from metakit.training import evaluate, train_episodes  # noqa: E402
@@ -47,7 +56,8 @@ TESTS = {"5w1s": dict(n_way=5, k_shot=1, n_query=15), "20w1s": dict(n_way=20, k_
 PAPER = {"5w1s": 0.988, "20w1s": 0.960}
 
 
-def build_glyphs(seed: int, progress: bool):
+def build_glyphs(seed: int, progress: bool, style: str = "fonts", params: dict | None = None,
+                 sources: str = "matplotlib"):
     """Time a fresh build in a throwaway folder, then load the splits from it, so the benchmark
     measures and uses exactly this build and never touches the cache in the repo's data/.
 
@@ -56,16 +66,45 @@ def build_glyphs(seed: int, progress: bool):
     """
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
-        data = load_or_build(root=root, seed=seed, rebuild=True, progress=progress)
+        data = load_or_build(root=root, seed=seed, rebuild=True, progress=progress, style=style,
+                             params=params if style != "fonts" else None, sources=sources)
         build_s = time.perf_counter() - start
-        splits = [metakit.load_glyphs(split, root=root, seed=seed) for split in ("background", "evaluation")]
+        splits = [metakit.load_glyphs(split, root=root, seed=seed, style=style, sources=sources)
+                  for split in ("background", "evaluation")]
     return build_s, data, *splits
+
+
+def merge(a: ImageClassDataset, b: ImageClassDataset, name: str) -> ImageClassDataset:
+    """The drawings of both datasets, class by class (the two styles keep the same classes)."""
+    assert a.class_names == b.class_names
+    return ImageClassDataset(torch.cat([a.images, b.images]), torch.cat([a.targets, b.targets]), a.class_names, name=name)
+
+
+def parse_params(items) -> dict:
+    params = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in STROKE_PARAMS:
+            raise SystemExit(f"--stroke-param {item!r}: unknown key; known: {', '.join(STROKE_PARAMS)}")
+        params[key] = float(value)
+    return params
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=None, help="training budget (default 120, 5 with --quick)")
     parser.add_argument("--episodes", type=int, default=None, help="test episodes (default 600, 20 with --quick)")
+    parser.add_argument("--train-episodes", type=int, default=None,
+                        help="train for this many episodes instead of a wall-clock budget (fair on a shared CPU)")
+    parser.add_argument("--style", default="fonts", choices=(*STYLES_OF_DRAWING, "mixed"),
+                        help="generator of the training glyphs (default fonts, the default data)")
+    parser.add_argument("--stroke-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an amount of STROKE_PARAMS for the strokes style (repeatable)")
+    parser.add_argument("--sources", default="matplotlib", choices=SOURCES,
+                        help="fonts of the training glyphs: matplotlib's (default) or also the fontpkg packages")
+    parser.add_argument("--test-styles", nargs="*", default=[], choices=STYLES_OF_DRAWING,
+                        help="also test on the evaluation alphabets drawn in these styles")
+    parser.add_argument("--no-omniglot", action="store_true", help="skip the real handwriting")
     parser.add_argument("--device", default="cpu", help="where to train and test (default cpu)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a smoke test: 5 s of training, 20 test episodes")
@@ -77,7 +116,20 @@ def main(argv=None) -> None:
     device = metakit.device(args.device)
     total_start = time.perf_counter()
 
-    build_s, data, background, evaluation = build_glyphs(args.seed, progress)
+    params = parse_params(args.stroke_param)
+    if params:
+        print(f"stroke parameters: {({**STROKE_PARAMS, **params})}")
+    main_style = "fonts" if args.style == "mixed" else args.style
+    build_s, data, background, evaluation = build_glyphs(args.seed, progress, main_style, params, args.sources)
+    others = {}
+    for style in {*args.test_styles, *(["strokes"] if args.style == "mixed" else [])} - {main_style}:
+        others[style] = build_glyphs(args.seed, progress, style, params)[2:]
+    if args.sources != "matplotlib":   # test on the same evaluation alphabets as every other variant
+        evaluation = build_glyphs(args.seed, progress, main_style, params)[3]
+    if args.style == "mixed":
+        if args.sources != "matplotlib":
+            raise SystemExit("--style mixed takes the matplotlib sources only")
+        background = merge(background, others["strokes"][0], "glyphs, fonts and strokes (background split)")
     alphabets = len({str(n).split("/")[0] for n in data["class_names"]})
     characters = len(data["class_names"])
     per_char = np.bincount(data["targets"])
@@ -88,7 +140,8 @@ def main(argv=None) -> None:
     metakit.seed_everything(args.seed)
     model = PrototypicalNetwork(Conv4()).to(device)
     sampler = EpisodeSampler(background, **TRAIN, device=device)
-    history = train_episodes(model, sampler, lr=LR, seconds=seconds, progress=progress, device=device)
+    budget = {"steps": args.train_episodes} if args.train_episodes else {"seconds": seconds}
+    history = train_episodes(model, sampler, lr=LR, progress=progress, device=device, **budget)
     n_last = min(50, history["steps"])
     last = slice(-n_last, None)
     print(f"training: {TRAIN['n_way']}-way {TRAIN['k_shot']}-shot, {TRAIN['n_query']} queries per class, "
@@ -98,6 +151,11 @@ def main(argv=None) -> None:
 
     omniglot_path = metakit.shared_omniglot_path()
     test_sets = {"glyph": evaluation}
+    for style in args.test_styles:
+        if style != main_style:
+            test_sets[f"glyph{style}"] = others[style][1]
+    if args.no_omniglot:
+        omniglot_path = None
     if omniglot_path is None:
         print("omniglot: no shared Omniglot subset found (shared/data/omniglot or $METAKIT_OMNIGLOT); "
               "skipped, reported as nan")
@@ -107,7 +165,8 @@ def main(argv=None) -> None:
     # whose backbone is the identity), on the very same test episodes.
     pixels = PrototypicalNetwork(torch.nn.Flatten()).to(device)
     results, baseline = {}, {}
-    for name in ("glyph", "omniglot"):
+    names = [*test_sets] + ([] if "omniglot" in test_sets else ["omniglot"])
+    for name in names:
         for key, episode in TESTS.items():
             if name not in test_sets:
                 results[f"{name}_{key}"] = baseline[f"{name}_{key}"] = (math.nan, math.nan)
@@ -120,13 +179,13 @@ def main(argv=None) -> None:
     print(f"\ntest accuracy over {episodes} episodes, mean +- 95% interval "
           f"(1-shot; {TESTS['5w1s']['n_query']} queries per class for 5-way, {TESTS['20w1s']['n_query']} for 20-way):")
     labels = {name: describe(test_sets[name]) if name in test_sets else f"{name} (not found)"
-              for name in ("glyph", "omniglot")}
+              for name in names}
     width = max(len(label) for label in labels.values())
     print(f"{'test set':<{width}}  {'5-way 1-shot':>16}  {'20-way 1-shot':>16}")
     for name, label in labels.items():
         cells = [f"{m:.4f} +- {ci:.4f}" for m, ci in (results[f"{name}_{k}"] for k in TESTS)]
         print(f"{label:<{width}}  {cells[0]:>16}  {cells[1]:>16}")
-    print("\nreferences, same episodes: nearest class mean on raw pixels; Snell et al. (2017) on full Omniglot")
+    print(f"\nreferences, same episodes: nearest class mean on raw pixels; Snell et al. (2017) on full Omniglot")
     wide = width + len("pixels, ")
     print(f"{'':<{wide}}  {'5-way 1-shot':>16}  {'20-way 1-shot':>16}")
     for name, label in labels.items():
@@ -139,7 +198,12 @@ def main(argv=None) -> None:
           " for the paper, ours on real Omniglot)")
     print(f"\ntotal time {time.perf_counter() - total_start:.0f} s")
     accs = " ".join(f"{k}={m:.4f}" for k, (m, _) in results.items())
-    print(f"RESULT build_s={build_s:.1f} alphabets={alphabets} characters={characters} {accs}")
+    extra = ""  # the default run's line keeps its keys; a variant's adds what it was
+    if args.style != "fonts" or params or args.sources != "matplotlib" or args.test_styles or args.train_episodes:
+        style = args.style + "".join(f",{k}={v:g}" for k, v in params.items()) + (
+            f",sources={args.sources}" if args.sources != "matplotlib" else "")
+        extra = f" style={style} episodes={history['steps']}"
+    print(f"RESULT build_s={build_s:.1f} alphabets={alphabets} characters={characters} {accs}{extra}")
 
 
 if __name__ == "__main__":

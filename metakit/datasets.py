@@ -221,7 +221,8 @@ def held_out_sets(evaluation: ImageClassDataset | None = None) -> dict:
     return sets
 
 
-def load_glyphs(split: str = "background", root=None, seed: int = 0, rebuild: bool = False) -> ImageClassDataset:
+def load_glyphs(split: str = "background", root=None, seed: int = 0, rebuild: bool = False,
+                style: str = "fonts", sources: str = "matplotlib") -> ImageClassDataset:
     """The embedded glyph dataset, built from matplotlib's fonts on first use and cached in ``data/``.
 
     Args:
@@ -229,18 +230,24 @@ def load_glyphs(split: str = "background", root=None, seed: int = 0, rebuild: bo
         root: cache folder; default ``$METAKIT_DATA`` or the repo's ``data/``.
         seed: the build seed; the same seed gives the same images.
         rebuild: ignore the cache and build again.
+        style: "fonts" (the default) or "strokes", the same characters with each stroke redrawn
+            on its own like a hand (see ``metakit.glyphs``); each style has its own cache.
+        sources: "matplotlib" (the default) or "pypi": also the fonts of the optional fontpkg
+            packages in ``metakit.glyphs.PYPI_FONTS`` (five more scripts, handwriting-like faces).
     """
 
     if split not in {"background", "evaluation", "all"}:
         raise ValueError(f"split must be 'background', 'evaluation' or 'all'; got {split!r}.")
-    data = load_or_build(root=root, seed=seed, rebuild=rebuild)
+    data = load_or_build(root=root, seed=seed, rebuild=rebuild, style=style, sources=sources)
     keep = np.ones(len(data["class_names"]), bool) if split == "all" else data["class_split"] == split
     new_label = -np.ones(len(keep), int)
     new_label[keep] = np.arange(keep.sum())
     rows = keep[data["targets"]]
     names = [n for n, k in zip(data["class_names"], keep) if k]
     return ImageClassDataset(data["images"][rows], new_label[data["targets"][rows]], names,
-                             name=f"glyphs ({split} split)" if split != "all" else "glyphs")
+                             name=("glyphs" if style == "fonts" else f"glyphs, {style}")
+                             + ("" if sources == "matplotlib" else f", {sources} fonts")
+                             + (f" ({split} split)" if split != "all" else ""))
 
 
 class SinusoidTasks:

@@ -9,6 +9,12 @@ Omniglot's pen once its 105x105 drawings are resized to 28x28.
 Blank glyphs, the font's missing-glyph box and characters that look like one already kept are
 dropped. Glyphs keep their place in the em box (no cropping), so Braille cells and
 box-drawing pieces stay distinct. The background/evaluation split is by alphabet.
+
+``style="strokes"`` (an option; the default stays ``"fonts"``) redraws the same characters as a
+person redrawing them: each centre line is cut into strokes at its junctions, and every rendering
+moves, turns and rescales each stroke a little on its own, presses each stroke with its own pen
+width, varies the width smoothly across the drawing, and adds a fine tremor, on top of the
+whole-character distortion of the default. It has its own version in the cache name.
 """
 
 from __future__ import annotations
@@ -26,7 +32,20 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-VERSION = 2
+VERSION = 2            # of the default style, "fonts"
+STROKES_VERSION = 1    # of style="strokes"
+STYLES_OF_DRAWING = ("fonts", "strokes")
+MAX_STROKES = 8        # strokes per character; the smallest extra pieces join their nearest stroke
+# How much each rendering of style="strokes" departs from the font's centre line, on top of
+# ``distort``. Lengths in [-1, 1] image units (1 = half the canvas), angles in radians.
+STROKE_PARAMS = {
+    "shift": 0.05,       # each stroke moves up to this far (about 0.7 pixel at 28x28)
+    "rotate": 0.12,      # ...turns up to this much about its centre (about 7 degrees)
+    "scale": 0.08,       # ...and is rescaled by up to this fraction
+    "pressure": 0.2,     # log-normal spread of each stroke's pen width
+    "width_field": 0.15, # amplitude of a smooth width change across the drawing
+    "tremor": 0.4,       # pixels (at 56x56) of fine wobble, on a 10x10 grid of random offsets
+}
 CANVAS = 56            # drawing resolution; pooled 2x2 down to 28x28
 FONT_SIZE = 48         # em box ~0.85 of the canvas: drawings as tall as Omniglot's at 28x28
 BASELINE_LIFT = 3      # pixels: centres glyphs where Omniglot's drawers centre theirs
@@ -70,6 +89,43 @@ ALPHABETS = [
     ("Miscellaneous_Mathematical", "evaluation", [(0x27C0, 0x27EF), (0x2980, 0x29FF)]),
     ("Supplemental_Math_Operators", "evaluation", [(0x2A00, 0x2AFF)]),
 ]
+
+
+# sources="pypi": fonts from small OFL-licensed PyPI packages (fontpkg-*), when installed. They
+# add handwriting-like faces of Latin (and Cyrillic, Devanagari) characters after the matplotlib
+# ones, and five more scripts as background alphabets.
+PYPI_FONTS = {  # style: (module, file under its files/ folder)
+    "Kalam": ("fontpkg_kalam", "Kalam-Regular.ttf"),
+    "Caveat": ("fontpkg_caveat", "Caveat[wght].ttf"),
+    "IndieFlower": ("fontpkg_indie_flower", "IndieFlower-Regular.ttf"),
+    "NotoSansThai": ("fontpkg_noto_sans_thai", "NotoSansThai[wdth,wght].ttf"),
+    "NotoSansDevanagari": ("fontpkg_noto_sans_devanagari", "NotoSansDevanagari[wdth,wght].ttf"),
+    "NotoSansKhmer": ("fontpkg_noto_sans_khmer", "NotoSansKhmer[wdth,wght].ttf"),
+    "NotoSansTamil": ("fontpkg_noto_sans_tamil", "NotoSansTamil[wdth,wght].ttf"),
+    "NotoSansTelugu": ("fontpkg_noto_sans_telugu", "NotoSansTelugu[wdth,wght].ttf"),
+}
+PYPI_ALPHABETS = [
+    ("Thai", "background", [(0xE01, 0xE2E)]),
+    ("Devanagari", "background", [(0x904, 0x939)]),
+    ("Khmer", "background", [(0x1780, 0x17B3)]),
+    ("Tamil", "background", [(0xB85, 0xBB9)]),
+    ("Telugu", "background", [(0xC05, 0xC39)]),
+]
+SOURCES = ("matplotlib", "pypi")
+
+
+def pypi_font_paths() -> dict[str, Path]:
+    """The fonts of ``PYPI_FONTS`` that are installed, by style."""
+    import importlib.util
+
+    out = {}
+    for style, (module, name) in PYPI_FONTS.items():
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            path = Path(spec.origin).parent / "files" / name
+            if path.exists():
+                out[style] = path
+    return out
 
 
 def font_paths() -> dict[str, Path]:
@@ -169,10 +225,9 @@ def to_uint8_28(ink: torch.Tensor) -> np.ndarray:
     return (255 * (1 - small)).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def distort(distance: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """A hand's variation: slant, rotation, scale, shift and a smooth elastic field, applied to
-    the distance map so the pen keeps its width."""
-    b = distance.shape[0]
+def _hand_grid(b: int, g: torch.Generator) -> torch.Tensor:
+    """(b, H, W, 2) sampling grids of a hand's variation: slant, rotation, scale, shift and a
+    smooth elastic field."""
     u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(b, *shape, generator=g)
     angle = u(-0.15, 0.15)                      # radians, about +-9 degrees
     scale = u(0.88, 1.12)
@@ -186,17 +241,127 @@ def distort(distance: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     grid = F.affine_grid(theta, (b, 1, CANVAS, CANVAS), align_corners=False)
     coarse = torch.randn(b, 2, 4, 4, generator=g) * (2.0 / CANVAS) * 1.4
     elastic = F.interpolate(coarse, size=(CANVAS, CANVAS), mode="bicubic", align_corners=True)
-    grid = grid + elastic.permute(0, 2, 3, 1)
+    return grid + elastic.permute(0, 2, 3, 1)
+
+
+def distort(distance: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A hand's variation (``_hand_grid``) applied to the distance map, so the pen keeps its width."""
+    grid = _hand_grid(distance.shape[0], g)
     return F.grid_sample(distance.unsqueeze(1), grid, mode="bilinear", padding_mode="border",
                          align_corners=False).squeeze(1)
+
+# ---------------------------------------------------------------- style="strokes"
+
+
+def split_strokes(line: np.ndarray, max_strokes: int = MAX_STROKES) -> np.ndarray:
+    """Cut a (H, W) boolean centre line into strokes at its junctions.
+
+    The pixels with three or more neighbours are junctions; what is left falls apart into arms,
+    and each arm takes the junction pixels next to it, so strokes still meet where they met.
+    Arms under 4 pixels (thinning's spurs) and arms beyond ``max_strokes`` join the nearest
+    bigger stroke.
+
+    Returns:
+        (K, H, W) boolean, 1 <= K <= max_strokes, their union is ``line``.
+    """
+    from scipy.ndimage import binary_dilation, convolve, distance_transform_edt, label
+
+    if not line.any():
+        return line[None]
+    eight = np.ones((3, 3), int)
+    neighbours = convolve(line.astype(int), eight, mode="constant") - 1
+    junction = line & (neighbours >= 3)
+    arms, n = label(line & ~junction, structure=eight)
+    if n == 0:
+        return line[None]
+    sizes = np.bincount(arms.ravel(), minlength=n + 1)[1:]
+    order = np.argsort(-sizes, kind="stable")
+    big = [k for k in order if sizes[k] >= 4][:max_strokes] or [order[0]]
+    pieces = [arms == k + 1 for k in big]
+    depth = np.stack([distance_transform_edt(~p) for p in pieces])     # (K, H, W)
+    owner = depth.argmin(0)
+    for k in range(n):                    # small and surplus arms join the nearest stroke
+        if k not in big:
+            m = arms == k + 1
+            pieces[np.bincount(owner[m], minlength=len(pieces)).argmax()] |= m
+    for p in pieces:                      # junctions go to every stroke that reaches them
+        p |= binary_dilation(p, structure=eight, iterations=2) & junction
+    left = junction & ~np.any(pieces, axis=0)
+    if left.any():
+        pieces[int(np.bincount(owner[left], minlength=len(pieces)).argmax())] |= left
+    return np.stack(pieces)
+
+
+def draw_strokes(strokes: list[np.ndarray], renderings: int, g: torch.Generator, params: dict) -> torch.Tensor:
+    """Redraw a character ``renderings`` times from its strokes, like a hand copying it.
+
+    Args:
+        strokes: one (K_s, 56, 56) boolean array per font style of the character.
+        renderings: how many drawings; they cycle through the styles.
+        g: the random generator.
+        params: the amounts of variation, keys as in ``STROKE_PARAMS``.
+    Returns:
+        (renderings, 56, 56) ink in [0, 1].
+    """
+    maps = [torch.from_numpy(np.stack([distance_transform(p) for p in s]).astype(np.float32)) for s in strokes]
+    centres = [_centres(s) for s in strokes]
+    r = renderings
+    pick = (torch.arange(r) % len(strokes)).tolist()
+    # one row per (drawing, stroke) pair; `owner` is the drawing
+    dist = torch.cat([maps[i] for i in pick])                                   # (N, H, W)
+    centre = torch.cat([centres[i] for i in pick])                              # (N, 2)
+    owner = torch.cat([torch.full((len(maps[i]),), j) for j, i in enumerate(pick)])
+    n = len(owner)
+    u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(*shape, generator=g)
+    # the whole character: the default's slant, rotation, scale, shift and elastic field, plus tremor
+    whole = _hand_grid(r, g)                                                    # (R, H, W, 2)
+    tremor = torch.randn(r, 2, 10, 10, generator=g) * (2.0 / CANVAS) * params["tremor"]
+    whole = whole + F.interpolate(tremor, size=(CANVAS, CANVAS), mode="bilinear",
+                                  align_corners=True).permute(0, 2, 3, 1)
+    # each stroke on its own: turn and rescale about its centre, then move
+    angle = u(-params["rotate"], params["rotate"], n)
+    scale = 1 + u(-params["scale"], params["scale"], n)
+    shift = u(-params["shift"], params["shift"], n, 2)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    turn = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)   # (N, 2, 2)
+    offset = centre - torch.einsum("nij,nj->ni", turn, centre) - shift
+    w = whole[owner]                                                            # (N, H, W, 2)
+    src = w[..., :1] * turn[:, None, None, :, 0] + w[..., 1:] * turn[:, None, None, :, 1] + offset[:, None, None]
+    warped = F.grid_sample(dist.unsqueeze(1), src, mode="bilinear", padding_mode="border",
+                           align_corners=False).squeeze(1)
+    # the pen: a width per drawing (as in the default), per stroke, and a smooth field across it
+    radius = (1.2 + 0.5 * torch.rand(r, generator=g))[owner] * torch.exp(params["pressure"] * torch.randn(n, generator=g))
+    field = F.interpolate(torch.randn(r, 1, 3, 3, generator=g), size=(CANVAS, CANVAS), mode="bilinear",
+                          align_corners=True).squeeze(1)
+    radius = radius[:, None, None] * (1 + params["width_field"] * field[owner]).clamp_min(0.3)
+    ink = pen(warped, radius).flatten(1)
+    out = torch.zeros(r, CANVAS * CANVAS).scatter_reduce_(0, owner[:, None].expand_as(ink), ink, "amax")
+    return out.view(r, CANVAS, CANVAS)
+
+
+def distance_transform(mask: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import distance_transform_edt
+
+    return distance_transform_edt(~mask) if mask.any() else np.full(mask.shape, float(CANVAS))
+
+
+def _centres(strokes: np.ndarray) -> torch.Tensor:
+    """(K, 2) centre of each stroke in grid_sample's [-1, 1] coordinates, (x, y)."""
+    out = torch.zeros(len(strokes), 2)
+    for i, p in enumerate(strokes):
+        ys, xs = np.nonzero(p)
+        if len(xs):
+            out[i] = torch.tensor([(2 * xs.mean() + 1) / CANVAS - 1, (2 * ys.mean() + 1) / CANVAS - 1])
+    return out
 
 
 # ---------------------------------------------------------------- choosing the characters
 
 
-def candidates(cmaps: dict[str, set[int]]):
+def candidates(cmaps: dict[str, set[int]], alphabets=ALPHABETS):
     """Yield (alphabet, split, char, styles) for letters and symbols the fonts really draw."""
-    for alphabet, split, ranges in ALPHABETS:
+    styles_in_order = [s for s in (*STYLES, *PYPI_FONTS) if s in cmaps]
+    for alphabet, split, ranges in alphabets:
         chars = []
         for lo, hi in ranges:
             for cp in range(lo, hi + 1):
@@ -204,19 +369,25 @@ def candidates(cmaps: dict[str, set[int]]):
                 cat = unicodedata.category(ch)
                 if cat[0] not in "LS" or cat == "Lm" or unicodedata.decomposition(ch):
                     continue  # marks, spaces, modifiers and precomposed accented letters
-                styles = [s for s in STYLES if cp in cmaps[s]]
+                styles = [s for s in styles_in_order if cp in cmaps[s]]
                 if styles:
                     chars.append((ch, styles))
         yield alphabet, split, chars
 
 
-def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress: bool = True) -> dict:
+def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress: bool = True,
+          style: str = "fonts", params: dict | None = None, sources: str = "matplotlib") -> dict:
     """Build the glyph dataset in memory.
 
     Args:
         seed: seeds every random choice; the same seed gives the same arrays.
         renderings: images per character (at least 10 for the default data).
         alphabets: names from ``ALPHABETS`` to build (default: all).
+        style: "fonts" (the default data) or "strokes" (each stroke redrawn on its own; the
+            same characters).
+        params: for style "strokes", amounts overriding ``STROKE_PARAMS``.
+        sources: "matplotlib" (the default: its DejaVu and STIX fonts) or "pypi" (those, then the
+            fontpkg packages of ``PYPI_FONTS``: handwriting-like faces and five more scripts).
     Returns:
         A dict of numpy arrays: images (N, 28, 28) uint8, targets (N,), class_names (C,),
         class_split (C,), codepoints (C,).
@@ -224,14 +395,29 @@ def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress:
     from fontTools.ttLib import TTFont
     from tqdm.auto import tqdm
 
+    _check_style(style)
+    params = {**STROKE_PARAMS, **(params or {})}
+    if set(params) != set(STROKE_PARAMS):
+        raise ValueError(f"unknown stroke parameters {sorted(set(params) - set(STROKE_PARAMS))}; "
+                         f"known: {sorted(STROKE_PARAMS)}")
+    if sources not in SOURCES:
+        raise ValueError(f"sources must be one of {', '.join(map(repr, SOURCES))}; got {sources!r}.")
     paths = font_paths()
+    table = ALPHABETS
+    if sources == "pypi":
+        extra = pypi_font_paths()
+        if len(extra) < len(PYPI_FONTS):
+            missing = sorted({PYPI_FONTS[s][0].replace("_", "-") for s in PYPI_FONTS if s not in extra})
+            raise ValueError(f"sources='pypi' needs the font packages {', '.join(missing)} (pip install them)")
+        paths = {**paths, **extra}
+        table = ALPHABETS + PYPI_ALPHABETS
     cmaps = {s: set(TTFont(p, lazy=True).getBestCmap()) for s, p in paths.items()}
     fonts = {s: ImageFont.truetype(str(p), FONT_SIZE) for s, p in paths.items()}
     notdef = {s: render(chr(0x10FFFD), f) for s, f in fonts.items()}
     bar = tqdm(total=4, desc="building glyphs", disable=not progress, leave=False)
 
     # 1. Each candidate in its first style: the canonical drawing that filters and dedupes.
-    items = [(a, split, ch, styles) for a, split, chars in candidates(cmaps)
+    items = [(a, split, ch, styles) for a, split, chars in candidates(cmaps, table)
              if alphabets is None or a in alphabets for ch, styles in chars]
     masks = np.stack([render(ch, fonts[styles[0]]) for _, _, ch, styles in items])
     real = np.array([m.sum() >= 12 and not np.array_equal(m, notdef[st[0]])
@@ -269,18 +455,25 @@ def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress:
             if m.sum() >= 12 and not np.array_equal(m, notdef[s]):
                 styled.append(m)
                 owner.append(label)
-    dist = distance_to(centre_lines(torch.from_numpy(np.stack(styled))))
+    lines = centre_lines(torch.from_numpy(np.stack(styled)))
     owner = torch.tensor(owner)
     bar.update()
 
     # 5. Draw each kept character `renderings` times by different hands.
     g = torch.Generator().manual_seed(seed)
     images = []
-    for label in range(len(classes)):
-        rows_ = (owner == label).nonzero().flatten()
-        pick = rows_[torch.arange(renderings) % len(rows_)]         # cycle through the styles
-        radius = 1.2 + 0.5 * torch.rand(renderings, 1, 1, generator=g)  # Omniglot-wide strokes
-        images.append(to_uint8_28(pen(distort(dist[pick], g), radius)))
+    if style == "fonts":
+        dist = distance_to(lines)
+        for label in range(len(classes)):
+            rows_ = (owner == label).nonzero().flatten()
+            pick = rows_[torch.arange(renderings) % len(rows_)]         # cycle through the styles
+            radius = 1.2 + 0.5 * torch.rand(renderings, 1, 1, generator=g)  # Omniglot-wide strokes
+            images.append(to_uint8_28(pen(distort(dist[pick], g), radius)))
+    else:
+        lines = lines.numpy()
+        for label in range(len(classes)):
+            strokes = [split_strokes(lines[i]) for i in (owner == label).nonzero().flatten().tolist()]
+            images.append(to_uint8_28(draw_strokes(strokes, renderings, g, params)))
     bar.update()
     bar.close()
     return {
@@ -321,8 +514,24 @@ def cache_dir(root=None) -> Path:
     return Path(root or os.environ.get("METAKIT_DATA") or Path(__file__).resolve().parents[1] / "data")
 
 
-def cache_files(root=None, seed: int = 0) -> tuple[Path, Path]:
-    stem = cache_dir(root) / f"glyphs-v{VERSION}-seed{seed}"
+def _check_style(style: str) -> None:
+    if style not in STYLES_OF_DRAWING:
+        raise ValueError(f"style must be one of {', '.join(map(repr, STYLES_OF_DRAWING))}; got {style!r}.")
+
+
+def version_of(style: str = "fonts") -> int:
+    _check_style(style)
+    return VERSION if style == "fonts" else STROKES_VERSION
+
+
+def cache_files(root=None, seed: int = 0, style: str = "fonts", sources: str = "matplotlib") -> tuple[Path, Path]:
+    """The cache's data and metadata files; the name carries the style's version, so a cache
+    built by another version is never taken for this one."""
+    if style == "fonts" and sources == "matplotlib":
+        name = f"glyphs-v{VERSION}-seed{seed}"   # the default data's name, as it always was
+    else:
+        name = f"glyphs-{style}-{sources}-v{version_of(style)}-seed{seed}"
+    stem = cache_dir(root) / name
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
 
@@ -334,16 +543,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_cache(root=None, seed: int = 0) -> dict:
+def check_cache(root=None, seed: int = 0, style: str = "fonts", sources: str = "matplotlib") -> dict:
     """Load the cached glyphs, or raise ``ValueError`` saying why the cache cannot be trusted."""
-    data_file, meta_file = cache_files(root, seed)
+    data_file, meta_file = cache_files(root, seed, style, sources)
     if not data_file.exists() or not meta_file.exists():
         raise ValueError(f"no cache at {data_file}")
     try:
         meta = json.loads(meta_file.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{meta_file} is unreadable ({e})") from None
-    if meta.get("version") != VERSION or meta.get("seed") != seed:
+    if (meta.get("version") != version_of(style) or meta.get("seed") != seed
+            or meta.get("style", "fonts") != style or meta.get("sources", "matplotlib") != sources):
         raise ValueError(f"{meta_file} was built by another version or seed")
     if _sha256(data_file) != meta.get("sha256"):
         raise ValueError(f"{data_file} does not match the checksum recorded when it was built")
@@ -359,24 +569,34 @@ def check_cache(root=None, seed: int = 0) -> dict:
     return data
 
 
-def load_or_build(root=None, seed: int = 0, rebuild: bool = False, progress: bool = True) -> dict:
-    """The cached glyph arrays for ``seed``, built first if the cache is missing or fails its check."""
+def load_or_build(root=None, seed: int = 0, rebuild: bool = False, progress: bool = True,
+                  style: str = "fonts", params: dict | None = None, sources: str = "matplotlib") -> dict:
+    """The cached glyph arrays for ``seed``, ``style`` and ``sources`` (see ``build``), built first
+    if the cache is missing or fails its check. ``params`` (style "strokes" only, for
+    experiments) forces a rebuild, and the cache then records them."""
+    _check_style(style)
+    if params:
+        rebuild = True
     if not rebuild:
         try:
-            return check_cache(root, seed)
+            return check_cache(root, seed, style, sources)
         except ValueError as why:
             if "no cache" not in str(why):
                 warnings.warn(f"Rebuilding the glyph cache: {why}.", stacklevel=3)
     start = time.perf_counter()
-    data = build(seed=seed, progress=progress)
-    data_file, meta_file = cache_files(root, seed)
+    data = build(seed=seed, progress=progress, style=style, params=params, sources=sources)
+    data_file, meta_file = cache_files(root, seed, style, sources)
     data_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_file.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **data)
     os.replace(tmp, data_file)  # never leave a half-written cache under the real name
-    meta = {"version": VERSION, "seed": seed, "sha256": _sha256(data_file),
+    meta = {"version": version_of(style), "seed": seed, "sha256": _sha256(data_file),
             "build_seconds": round(time.perf_counter() - start, 2),
             "alphabets": int(len({n.split("/")[0] for n in data["class_names"]})),
             "characters": int(len(data["class_names"])), "images": int(len(data["images"]))}
+    if style != "fonts" or sources != "matplotlib":  # the default's metadata stays as it was
+        meta["style"], meta["sources"] = style, sources
+        if style == "strokes":
+            meta["params"] = {**STROKE_PARAMS, **(params or {})}
     meta_file.write_text(json.dumps(meta, indent=1))
     return data

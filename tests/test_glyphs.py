@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -150,3 +151,120 @@ def test_dots_survive_thinning():
     dots[0, 4:6, 4:6] = True              # a 2x2 dot: Zhang-Suen alone erases it
     dots[0, 12:15, 10:13] = True
     assert glyphs.centre_lines(dots)[0].sum() == 2
+
+
+# ---------------------------------------------------------------- style="strokes"
+
+# SHA-256 of the default build's arrays (name, dtype, shape and bytes of each of glyphs.ARRAYS,
+# in order) as the code made them before style="strokes" existed: the default must not move,
+# or every checkpoint and figure built on it would. (The .npz file's own checksum cannot serve:
+# the zip records the time it was written.)
+DEFAULT_ARRAYS_SHA256 = "c898bd2baaa0353bc026f8ba7d806a54b2e43f836c09d602957d1d159af4b8f5"
+
+
+def arrays_sha256(data: dict) -> str:
+    h = hashlib.sha256()
+    for k in glyphs.ARRAYS:
+        a = np.ascontiguousarray(data[k])
+        h.update(k.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def test_the_default_style_is_unchanged(glyphs_background):
+    data = glyphs.load_or_build(progress=False)   # the cache the session's fixtures built
+    assert arrays_sha256(data) == DEFAULT_ARRAYS_SHA256
+    assert glyphs.cache_files()[0].name == f"glyphs-v{glyphs.VERSION}-seed0.npz" == "glyphs-v2-seed0.npz"
+
+
+def test_strokes_draw_the_same_characters_in_omniglot_format():
+    kw = {"seed": 1, "renderings": 3, "alphabets": ["Hebrew", "Ogham"], "progress": False}
+    fonts, strokes = glyphs.build(**kw), glyphs.build(style="strokes", **kw)
+    for k in ("targets", "class_names", "class_split", "codepoints"):
+        assert np.array_equal(fonts[k], strokes[k])
+    assert strokes["images"].shape == fonts["images"].shape and strokes["images"].dtype == np.uint8
+    assert not np.array_equal(fonts["images"], strokes["images"])
+    ink = (255 - strokes["images"].astype(int)).sum((1, 2))
+    assert ink.min() > 255                      # no blank drawing
+    assert np.median(strokes["images"]) == 255  # white background, dark strokes
+
+
+def test_strokes_build_is_deterministic_for_a_seed():
+    kw = {"renderings": 2, "alphabets": ["Ogham"], "progress": False, "style": "strokes"}
+    a, b, c = glyphs.build(seed=3, **kw), glyphs.build(seed=3, **kw), glyphs.build(seed=4, **kw)
+    for k in glyphs.ARRAYS:
+        assert np.array_equal(a[k], b[k])
+    assert not np.array_equal(a["images"], c["images"])
+
+
+def test_split_strokes_cuts_at_junctions_and_keeps_every_pixel():
+    plus = np.zeros((20, 20), bool)
+    plus[10, 2:19] = True
+    plus[2:19, 10] = True
+    strokes = glyphs.split_strokes(plus)
+    assert len(strokes) == 4                                   # four arms meeting in the middle
+    assert np.array_equal(strokes.any(0), plus)
+    assert all(s[10, 10] for s in strokes)                     # each still reaches the junction
+    line = np.zeros((20, 20), bool)
+    line[5, 3:17] = True
+    assert len(glyphs.split_strokes(line)) == 1
+    assert glyphs.split_strokes(np.zeros((20, 20), bool)).shape == (1, 20, 20)
+
+
+def test_strokes_cache_has_its_own_versioned_name_and_is_checked(tmp_path, monkeypatch):
+    real = glyphs.build
+    calls = []
+
+    def build(seed=0, progress=True, style="fonts", params=None, sources="matplotlib"):
+        calls.append(style)
+        return real(seed=seed, renderings=2, alphabets=["Ogham"], progress=False, style=style, params=params,
+                    sources=sources)
+
+    monkeypatch.setattr(glyphs, "build", build)
+    data_file, meta_file = glyphs.cache_files(tmp_path, style="strokes")
+    assert data_file.name == f"glyphs-strokes-matplotlib-v{glyphs.STROKES_VERSION}-seed0.npz"
+    first = glyphs.load_or_build(root=tmp_path, style="strokes")
+    again = glyphs.load_or_build(root=tmp_path, style="strokes")
+    assert calls == ["strokes"] and np.array_equal(first["images"], again["images"])
+    meta = json.loads(meta_file.read_text())
+    assert meta["style"] == "strokes" and meta["params"] == glyphs.STROKE_PARAMS
+    # the default style's cache is another file, not this one
+    assert not glyphs.cache_files(tmp_path)[0].exists()
+    # a flipped byte is caught and rebuilt, never trusted
+    raw = data_file.read_bytes()
+    data_file.write_bytes(raw[:100] + bytes([raw[100] ^ 0xFF]) + raw[101:])
+    with pytest.warns(UserWarning, match="Rebuilding the glyph cache"):
+        rebuilt = glyphs.load_or_build(root=tmp_path, style="strokes")
+    assert calls == ["strokes", "strokes"] and np.array_equal(first["images"], rebuilt["images"])
+    # a cache whose metadata names another version is not taken for this one
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "version": glyphs.STROKES_VERSION + 1}))
+    with pytest.raises(ValueError, match="another version"):
+        glyphs.check_cache(tmp_path, style="strokes")
+
+
+def test_unknown_style_or_stroke_parameter_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="style must be one of 'fonts', 'strokes'"):
+        load_glyphs("all", root=tmp_path, style="pencil")
+    with pytest.raises(ValueError, match="sources must be one of 'matplotlib', 'pypi'"):
+        load_glyphs("all", root=tmp_path, sources="internet")
+    with pytest.raises(ValueError, match="unknown stroke parameters"):
+        glyphs.build(renderings=2, alphabets=["Ogham"], progress=False, style="strokes", params={"wobble": 1})
+    assert not list(tmp_path.iterdir())       # nothing written
+
+
+def test_pypi_sources_without_their_packages_say_what_to_install(monkeypatch):
+    monkeypatch.setattr(glyphs, "pypi_font_paths", dict)
+    with pytest.raises(ValueError, match="needs the font packages fontpkg-caveat, .*fontpkg-noto-sans-thai"):
+        glyphs.build(renderings=2, alphabets=["Thai"], progress=False, sources="pypi")
+
+
+@pytest.mark.skipif(len(glyphs.pypi_font_paths()) < len(glyphs.PYPI_FONTS), reason="the fontpkg packages are not installed")
+def test_pypi_sources_add_scripts_and_keep_the_matplotlib_classes():
+    kw = {"renderings": 2, "alphabets": ["Latin", "Thai"], "progress": False, "style": "strokes"}
+    more, base = glyphs.build(sources="pypi", **kw), glyphs.build(**kw)
+    alphabets = {n.split("/")[0] for n in more["class_names"]}
+    assert alphabets == {"Latin", "Thai"}
+    assert set(base["class_names"]) <= set(more["class_names"])
