@@ -71,16 +71,16 @@ def main(argv=None) -> None:
 
     da_budget = 15 if quick else dagan_module.CPU_SECONDS
     generator, da = dagan_module.train_or_load_dagan(background, path=folder / dagan_module.CHECKPOINT,
-                                                     cpu_seconds=da_budget, retrain=True, progress=progress,
+                                                     seconds=da_budget, retrain=True, progress=progress,
                                                      seed=args.seed)
-    gen_train_s = da["cpu_seconds"]
+    gen_train_s = da["clock_seconds"]
     print(f"DAGAN on {background.name}: {da['steps']} steps in {gen_train_s:.0f} CPU-s "
           f"(budget {da_budget} CPU-s, one thread)", flush=True)
 
     dc_budget = 3 if quick else gan.CPU_SECONDS
     _, dc = gan.train_or_load_dcgan(gan.dataset_images(background), path=folder / gan.CHECKPOINT,
-                                    cpu_seconds=dc_budget, retrain=True, progress=progress, seed=args.seed)
-    print(f"DCGAN on {background.name}: {dc['steps']} steps in {dc['cpu_seconds']:.0f} CPU-s, "
+                                    seconds=dc_budget, retrain=True, progress=progress, seed=args.seed)
+    print(f"DCGAN on {background.name}: {dc['steps']} steps in {dc['clock_seconds']:.0f} CPU-s, "
           f"last 100 steps mean D loss {sum(dc['d_loss'][-100:]) / len(dc['d_loss'][-100:]):.3f}, "
           f"G loss {sum(dc['g_loss'][-100:]) / len(dc['g_loss'][-100:]):.3f}", flush=True)
 

@@ -133,7 +133,7 @@ def paired_evaluation(dagan, dataset, n_way: int = 5, k_shot: int = 1, n_query: 
     """Every learner with and without augmentation on the same ``episodes`` episodes of ``dataset``.
 
     Args:
-        dagan: a trained :class:`~metakit.dagan.DAGANGenerator`; refused if it has collapsed.
+        dagan: a trained :class:`~metakit.gan.dagan.DAGANGenerator`; refused if it has collapsed.
         n_gen: generated images per real support image.
         check: run :func:`check_collapse` first and refuse a collapsed generator (``ValueError``).
         **fit: passed to :func:`episode_accuracies` (training steps and learning rates).

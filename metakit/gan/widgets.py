@@ -43,7 +43,7 @@ def gan_progress_figure(history: dict, samples: torch.Tensor, title: str = "DCGA
     ax.axhline(0.6931, color="gray", ls=":", lw=1)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title(f"{title}: {len(history['d_loss'])} steps, {history.get('cpu_seconds', 0.0):.0f} CPU-s", fontsize=9)
+    ax.set_title(f"{title}: {len(history['d_loss'])} steps, {history.get('clock_seconds', 0.0):.0f} CPU-s", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     ax_img.imshow(1 - _grid(samples, 8).numpy(), cmap="gray", vmin=0, vmax=1)
@@ -126,9 +126,9 @@ def variations_explorer(dagan, dataset) -> Explorer:
 
 def augmentation_run(dagan, dataset, pretrained, n_gen: int = 5, noise_scale: float = 1.0, k_shot: int = 1,
                      episodes: int = 100, seed: int = 0, progress: bool = True, **fit) -> dict:
-    """The Run button's callback: :func:`~metakit.gan_augmentation.paired_evaluation` on 5-way
+    """The Run button's callback: :func:`~metakit.gan.augmentation.paired_evaluation` on 5-way
     ``k_shot``-shot episodes; returns its summary. A collapsed generator raises ``ValueError``.
-    ``fit`` goes to :func:`~metakit.gan_augmentation.episode_accuracies` (training steps, rates)."""
+    ``fit`` goes to :func:`~metakit.gan.augmentation.episode_accuracies` (training steps, rates)."""
     result = paired_evaluation(dagan, dataset, n_way=5, k_shot=k_shot, episodes=episodes, n_gen=n_gen,
                                noise_scale=noise_scale, pretrained=pretrained, seed=seed, progress=progress, **fit)
     return result["summary"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ from ..gradient.maml import MAML
 from ..gradient.training import meta_train
 from ..models import Conv4
 from ..runtime import seed_everything
-from ..stats import mean_ci
+from ..stats import format_ci, mean_ci
 
 NAMES = ("rotation", "scale", "shear", "translate", "thickness", "noise")
 #: the largest magnitude each parameter can reach (rotation in radians; scale, shear, translate as
@@ -111,7 +112,7 @@ class AugmentedMAML(MAML):
         model: the network (BatchNorm on batch statistics).
         augment: an :class:`Augmentation`, or None for plain MAML (the "no augmentation" arm).
         copies: augmented copies of each support image.
-        **maml: ``inner_lr``, ``inner_steps`` and the rest of :class:`~metakit.maml.MAML`'s arguments.
+        **maml: ``inner_lr``, ``inner_steps`` and the rest of :class:`~metakit.gradient.maml.MAML`'s arguments.
     """
 
     def __init__(self, model: nn.Module, augment: Augmentation | None = None, copies: int = 2, **maml):
@@ -157,7 +158,7 @@ def make_augmented(arm: str, n_way: int = 5, hidden: int = 32, copies: int = 2, 
 
 
 def augmentation_optimizer(algorithm: AugmentedMAML, aug_lr: float):
-    """An optimiser factory for :func:`~metakit.gradient_training.meta_train`: Adam with the
+    """An optimiser factory for :func:`~metakit.gradient.training.meta_train`: Adam with the
     network at ``meta_lr`` and the augmentation's magnitudes at their own rate ``aug_lr``."""
     aug = [] if algorithm.augment is None else [p for p in algorithm.augment.parameters()]
 
@@ -167,21 +168,22 @@ def augmentation_optimizer(algorithm: AugmentedMAML, aug_lr: float):
     return make
 
 
-def train_augmented(algorithm: AugmentedMAML, dataset, *, seconds: float | None = None, iterations: int | None = None,
+def train_augmented(algorithm: AugmentedMAML, dataset, *, steps: int | None = None, seconds: float | None = None,
                     meta_lr: float = 1e-3, aug_lr: float = 0.05, meta_batch_size: int = 4, n_way: int = 5,
                     k_shot: int = 1, n_query: int = 5, progress: bool = True, callback=None,
-                    clock=time.process_time) -> dict:
-    """Meta-train one arm on ``dataset`` (a CPU-second budget by default, as ``clock`` counts).
+                    clock=time.perf_counter) -> dict:
+    """Meta-train one arm on ``dataset`` for at most ``steps`` meta-iterations and ``seconds`` of
+    ``clock`` time (see :class:`~metakit.runtime.Budget`).
 
     Returns:
-        :func:`~metakit.gradient_training.meta_train`'s history plus ``traj_<name>`` lists: the
+        :func:`~metakit.gradient.training.meta_train`'s history plus ``traj_<name>`` lists: the
         learned policy at every meta-iteration (empty for the fixed arms).
     """
     if not (aug_lr > 0 and math.isfinite(aug_lr)):
         raise ValueError(f"aug_lr must be a positive number; got {aug_lr!r}.")
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
     history = meta_train(algorithm, sampler, meta_lr=meta_lr, meta_batch_size=meta_batch_size, seconds=seconds,
-                         steps=iterations, progress=progress, callback=callback, clock=clock,
+                         steps=steps, progress=progress, callback=callback, clock=clock,
                          optimizer=augmentation_optimizer(algorithm, aug_lr))
     history.update(trajectory_lists(algorithm.trajectory))
     return history
@@ -225,9 +227,6 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
         ``(algorithms, histories, accs)``: arm -> trained model, arm -> its history (or the
         checkpoint's record of it), and ``{(arm, test set): (episodes,) accuracies}``.
     """
-    from pathlib import Path
-
-
     folder = Path(folder) if folder is not None else CHECKPOINTS
     algorithms, histories, accs = {}, {}, {}
     for arm in ARMS:
@@ -235,7 +234,7 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
         alg = make_augmented(arm)
         histories[arm] = train_or_load(alg, folder / f"metaaug-aug-{arm}.pt", lambda m: train_augmented(
             m, background, seconds=seconds, meta_lr=AUG_TRAIN["meta_lr"], aug_lr=AUG_TRAIN["aug_lr"],
-            progress=progress), retrain=retrain)
+            clock=time.process_time, progress=progress), retrain=retrain)
         algorithms[arm] = alg
         for set_name, dataset in test_sets.items():
             seed_everything(seed + 1)  # the same test episodes for every arm
@@ -244,7 +243,7 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
 
 
 def format_augmentation_table(accs: dict, histories: dict) -> str:
-    """Rows: arms; columns: iterations, CPU-s, accuracy ± 95% per test set and the paired
+    """Rows: arms; columns: meta-iterations, CPU-s, accuracy ± 95% per test set and the paired
     difference to no augmentation (the per-episode difference's interval)."""
     sets = list(dict.fromkeys(s for _, s in accs))
     head = f"{'arm':<8} {'its':>5} {'cpu s':>6}" + "".join(f"  {s:>13} {'- none':>14}" for s in sets)
@@ -255,6 +254,6 @@ def format_augmentation_table(accs: dict, histories: dict) -> str:
         for s in sets:
             m, c = mean_ci(accs[arm, s])
             d, dc = mean_ci(accs[arm, s] - accs["none", s])
-            row += f"  {m:.3f}±{c:.3f}  " + (f"{d:+.3f}±{dc:.3f}" if arm != "none" else f"{'':>12}")
+            row += f"  {format_ci(m, c, 3)}  " + (f"{d:+.3f}±{dc:.3f}" if arm != "none" else f"{'':>12}")
         lines.append(row)
     return "\n".join(lines)

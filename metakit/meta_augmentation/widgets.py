@@ -54,7 +54,7 @@ def trajectory_figure(trajectories: dict) -> Figure:
     """Each magnitude against the meta-iteration, one line per run, the hand-set value dashed.
 
     Args:
-        trajectories: run name -> ``traj_<name>`` lists (from :func:`~metakit.learned_augmentation.train_augmented`).
+        trajectories: run name -> ``traj_<name>`` lists (from :func:`~metakit.meta_augmentation.learned.train_augmented`).
     """
     fig = Figure(figsize=(10, 4.6))
     axes = fig.subplots(2, 3).flatten()
@@ -76,7 +76,7 @@ def samples_figure(policies: dict, images: torch.Tensor, samples: int = 6, stren
     """One row per (policy, image): the image, then ``samples`` augmented versions of it.
 
     Args:
-        policies: name -> :class:`~metakit.learned_augmentation.Augmentation` (None: no augmentation).
+        policies: name -> :class:`~metakit.meta_augmentation.learned.Augmentation` (None: no augmentation).
         images: (B, 1, 28, 28) images.
     """
     rows = [(name, i) for name in policies for i in range(len(images))]
@@ -144,7 +144,7 @@ def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds:
     """The Run button's work: meta-train the learned arm for ``seconds`` CPU-seconds, then test it.
 
     Args:
-        algorithm: the :class:`~metakit.learned_augmentation.AugmentedMAML` to train (default: a
+        algorithm: the :class:`~metakit.meta_augmentation.learned.AugmentedMAML` to train (default: a
             fresh learned arm, seeded with ``seed``).
 
     Returns:

@@ -98,11 +98,11 @@ def test_training_moves_only_the_learned_policy(glyphs_background):
     torch.manual_seed(0)
     learned = make_augmented("learned", hidden=4)
     start = learned.augment.raw.detach().clone()
-    history = train_augmented(learned, glyphs_background, iterations=3, aug_lr=0.1, progress=False)
+    history = train_augmented(learned, glyphs_background, steps=3, aug_lr=0.1, progress=False)
     assert history["steps"] == 3 and len(history["traj_rotation"]) == 3
     assert not torch.equal(start, learned.augment.raw.detach())
     fixed = make_augmented("fixed", hidden=4)
-    history = train_augmented(fixed, glyphs_background, iterations=2, progress=False)
+    history = train_augmented(fixed, glyphs_background, steps=2, progress=False)
     assert history["traj_noise"] == []
     assert fixed.augment.policy()["rotation"] == pytest.approx(10.0, rel=1e-4)
 
@@ -122,4 +122,4 @@ def test_bad_input():
     with pytest.raises(ValueError, match="arm"):
         make_augmented("random")
     with pytest.raises(ValueError, match="aug_lr"):
-        train_augmented(make_augmented("learned", hidden=4), None, iterations=1, aug_lr=float("nan"))
+        train_augmented(make_augmented("learned", hidden=4), None, steps=1, aug_lr=float("nan"))
