@@ -178,7 +178,8 @@ CPU_SECONDS = 100               # the DCGAN's training budget, in CPU-seconds (t
 
 def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, seconds: float = CPU_SECONDS,
                         clock=time.process_time, retrain: bool = False, progress: bool = True, callback=None,
-                        seed: int = 0, generator: DCGANGenerator | None = None, **kwargs) -> tuple[DCGANGenerator, dict]:
+                        seed: int = 0, generator: DCGANGenerator | None = None,
+                        **kwargs) -> tuple[DCGANGenerator, dict]:
     """The DCGAN generator of ``path`` (a bare name is looked up in ``data/checkpoints/``), or one
     trained on ``images`` for ``seconds`` of ``clock`` time (``callback(history)`` drawing live
     curves) and saved there. The clock is CPU time by default, as the committed checkpoint was

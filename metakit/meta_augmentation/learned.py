@@ -22,7 +22,7 @@ from torch import nn
 from ..checkpoints import CHECKPOINTS, train_or_load
 from ..episodes import EpisodeSampler
 from ..gradient.maml import MAML
-from ..gradient.training import meta_train
+from ..gradient.training import meta_evaluate, meta_train
 from ..models import Conv4
 from ..runtime import seed_everything
 from ..stats import format_ci, mean_ci
@@ -242,6 +242,34 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
     return algorithms, histories, accs
 
 
+def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds: float, callback=None,
+                 test_episodes: int = 50, progress: bool = True, seed: int = 0, algorithm=None):
+    """Notebook 06's Run button: meta-train the learned arm for ``seconds`` CPU-seconds
+    (``time.process_time``), then test it.
+
+    Args:
+        algorithm: the :class:`~metakit.meta_augmentation.learned.AugmentedMAML` to train (default: a
+            fresh learned arm, seeded with ``seed``).
+
+    Returns:
+        ``(algorithm, history, (acc, ci95))`` on ``test_episodes`` 5-way 1-shot evaluation episodes.
+    Raises:
+        ValueError for rates or budgets out of range; FloatingPointError when training diverges.
+    """
+    for name, v, top in (("meta_lr", meta_lr, 1.0), ("aug_lr", aug_lr, 10.0)):
+        if not (0 < v <= top and math.isfinite(v)):
+            raise ValueError(f"{name} must be a positive number up to {top:g}; got {v!r}.")
+    if not (0 < seconds <= 600 and math.isfinite(seconds)):
+        raise ValueError(f"seconds must be between 0 and 600; got {seconds!r}.")
+    seed_everything(seed)
+    alg = make_augmented("learned") if algorithm is None else algorithm
+    history = train_augmented(alg, background, seconds=seconds, meta_lr=meta_lr, aug_lr=aug_lr, progress=progress,
+                              callback=callback, clock=time.process_time)
+    seed_everything(seed)
+    acc = meta_evaluate(alg, EpisodeSampler(evaluation, 5, 1, 15), episodes=test_episodes)
+    return alg, history, acc
+
+
 def format_augmentation_table(accs: dict, histories: dict) -> str:
     """Rows: arms; columns: meta-iterations, CPU-s, accuracy ± 95% per test set and the paired
     difference to no augmentation (the per-episode difference's interval)."""
@@ -256,4 +284,17 @@ def format_augmentation_table(accs: dict, histories: dict) -> str:
             d, dc = mean_ci(accs[arm, s] - accs["none", s])
             row += f"  {format_ci(m, c, 3)}  " + (f"{d:+.3f}±{dc:.3f}" if arm != "none" else f"{'':>12}")
         lines.append(row)
+    return "\n".join(lines)
+
+
+def format_differences(accs: dict) -> str:
+    """One line per test set: the learned arm minus no augmentation and minus the fixed arm, each
+    the mean of the per-episode differences with its 95% interval, and whether the first clears it."""
+    lines = []
+    for s in dict.fromkeys(s for _, s in accs):
+        d, c = mean_ci(accs["learned", s] - accs["none", s])
+        f, fc = mean_ci(accs["learned", s] - accs["fixed", s])
+        verdict = "above" if d - c > 0 else "below" if d + c < 0 else "within the noise of"
+        lines.append(f"{s:>8}: learned - none {d:+.3f} ± {c:.3f} ({verdict} no augmentation); "
+                     f"learned - fixed {f:+.3f} ± {fc:.3f}")
     return "\n".join(lines)

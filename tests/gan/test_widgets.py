@@ -5,13 +5,12 @@ import torch
 from matplotlib.figure import Figure
 
 from metakit.datasets import load_glyphs
-from metakit.gan.augmentation import load_pretrained
+from metakit.gan.augmentation import augmentation_run, load_pretrained
 from metakit.gan.dagan import DAGANGenerator
 from metakit.gan.dcgan import DCGANGenerator
 from metakit.gan.widgets import (
     AugmentationRunner,
     LiveGANPlot,
-    augmentation_run,
     difference_figure,
     gan_progress_figure,
     variations_explorer,

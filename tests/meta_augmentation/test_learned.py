@@ -12,8 +12,10 @@ from metakit.meta_augmentation.learned import (
     Augmentation,
     AugmentedMAML,
     augmentation_optimizer,
+    format_differences,
     make_augmented,
     train_augmented,
+    train_policy,
 )
 
 
@@ -123,3 +125,18 @@ def test_bad_input():
         make_augmented("random")
     with pytest.raises(ValueError, match="aug_lr"):
         train_augmented(make_augmented("learned", hidden=4), None, steps=1, aug_lr=float("nan"))
+
+
+def test_train_policy_refuses_bad_settings(glyphs_background, glyphs_evaluation):
+    for kwargs, match in [(dict(meta_lr=0.0), "meta_lr"), (dict(aug_lr=math.inf), "aug_lr"),
+                          (dict(seconds=-1.0), "seconds")]:
+        args = dict(meta_lr=1e-3, aug_lr=0.05, seconds=1.0) | kwargs
+        with pytest.raises(ValueError, match=match):
+            train_policy(glyphs_background, glyphs_evaluation, **args)
+
+
+def test_format_differences_fixed_values():
+    none = torch.tensor([0.5, 0.6] * 20, dtype=torch.float64)
+    accs = {("none", "glyphs"): none, ("fixed", "glyphs"): none, ("learned", "glyphs"): none + 0.1}
+    assert format_differences(accs) == ("  glyphs: learned - none +0.100 ± 0.000 (above no augmentation); "
+                                        "learned - fixed +0.100 ± 0.000")
