@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import CHECKPOINTS, train_or_load
+from ..compare import compare
 from ..episodes import EpisodeSampler
 from ..gradient.maml import MAML
 from ..gradient.training import meta_evaluate, meta_train
@@ -194,41 +195,25 @@ def trajectory_lists(trajectory: list[dict]) -> dict:
     return {f"traj_{n}": [p[n] for p in trajectory] for n in NAMES}
 
 
-def episode_accuracies(algorithm, sampler, episodes: int) -> torch.Tensor:
-    """(episodes,) query accuracy after adapting to each of ``episodes`` episodes (for paired intervals)."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1; got {episodes!r}.")
-    was_training = algorithm.training
-    algorithm.eval()
-    accs = []
-    try:
-        for _ in range(episodes):
-            x_support, y_support, x_query, y_query = sampler.sample()
-            params = algorithm.adapt(x_support, y_support)
-            with torch.no_grad():
-                accs.append((algorithm.predict(params, x_query).argmax(-1) == y_query).float().mean().item())
-    finally:
-        algorithm.train(was_training)
-    return torch.tensor(accs, dtype=torch.float64)
-
-
 #: the comparison's budget: CPU-seconds of meta-training per arm, and the outer rates
 AUG_TRAIN = dict(seconds=150.0, meta_lr=1e-3, aug_lr=0.05)
+TEST = "5w1s"  # the comparison's test setting
 
 
 def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TRAIN["seconds"], episodes: int = 300,
                             folder=None, retrain: bool = False, progress: bool = True, seed: int = 0):
-    """Train (or load) the three arms with the same CPU budget, then test them on the same episodes.
+    """Train (or load) the three arms with the same CPU budget, then test them on the same
+    5-way 1-shot episodes (15 queries per class) with :func:`metakit.compare.compare`.
 
     Args:
         test_sets: name -> dataset of new classes (``metakit.datasets.held_out_sets()``).
         folder: where the ``metaaug-aug-<arm>.pt`` checkpoints live (default ``data/checkpoints``).
     Returns:
         ``(algorithms, histories, accs)``: arm -> trained model, arm -> its history (or the
-        checkpoint's record of it), and ``{(arm, test set): (episodes,) accuracies}``.
+        checkpoint's record of it), and ``{(arm, test set): (episodes,) accuracies}`` (float64).
     """
     folder = Path(folder) if folder is not None else CHECKPOINTS
-    algorithms, histories, accs = {}, {}, {}
+    algorithms, histories = {}, {}
     for arm in ARMS:
         seed_everything(seed)
         alg = make_augmented(arm)
@@ -236,9 +221,10 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
             m, background, seconds=seconds, meta_lr=AUG_TRAIN["meta_lr"], aug_lr=AUG_TRAIN["aug_lr"],
             clock=time.process_time, progress=progress), retrain=retrain)
         algorithms[arm] = alg
-        for set_name, dataset in test_sets.items():
-            seed_everything(seed + 1)  # the same test episodes for every arm
-            accs[arm, set_name] = episode_accuracies(alg, EpisodeSampler(dataset, 5, 1, 15), episodes)
+    results = compare(algorithms, test_sets, {TEST: dict(n_way=5, k_shot=1, n_query=15)}, episodes=episodes,
+                      seed=seed + 1, progress=progress)
+    accs = {(arm, s): torch.tensor(results[arm, s, TEST]["accs"], dtype=torch.float64)
+            for arm in ARMS for s in test_sets}
     return algorithms, histories, accs
 
 
