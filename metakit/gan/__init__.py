@@ -2,9 +2,10 @@
 
 - ``dcgan``: a DCGAN, the GAN losses and the adversarial training loop.
 - ``dagan``: a DAGAN-style conditional generator (one drawing + noise -> another drawing).
-- ``augmentation``: few-shot learners with and without generated images on the same episodes,
-  sample quality and collapse detection.
-- ``widgets``: notebook 05's controls and figures.
+- ``augmentation``: the chapter's experiments: few-shot learners with and without generated images
+  on the same episodes (the notebook's table and Run button), sample quality and collapse
+  detection, and the whole chapter as ``benchmarks/gan_augmentation.py`` runs it.
+- ``widgets``: notebook 05's controls and figures, calling ``augmentation``.
 """
 
 from .dagan import DAGANGenerator

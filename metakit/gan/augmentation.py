@@ -14,23 +14,31 @@ generated variations of every support image ("aug"):
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checkpoints import load_weights
+from ..checkpoints import CHECKPOINTS, load_weights
 from ..episodes import EpisodeSampler
 from ..metric.protonet import PrototypicalNetwork
 from ..models import Conv4
 from ..runtime import seed_everything
-from ..stats import mean_ci as interval
+from ..stats import format_ci, mean_ci
+from . import dagan as dagan_module
+from . import dcgan
 from .dcgan import dataset_images
 
 METHODS = ("plain", "finetune", "proto")
 NAMES = {"plain": "(a) plain CNN from scratch", "finetune": "(b) pretrained Conv-4, new head",
          "proto": "(c) prototypical network"}
 PRETRAINED = "proto-5way-60000img.pt"
+SETTINGS = {"5w1s": 1, "5w5s": 5}  # the comparison's settings: name -> k_shot, 5-way
+#: the DAGAN paper's plain low-data Omniglot classifier without / with its generated images (Antoniou et al. 2017)
+REFERENCE = (0.69, 0.82)
 # Below these, generated variations are "all alike": their spread is under a tenth of what real
 # drawings of one character show (within), or variations of different characters are closer
 # than a tenth of what real different characters are (between).
@@ -133,7 +141,7 @@ def paired_evaluation(dagan, dataset, n_way: int = 5, k_shot: int = 1, n_query: 
     """Every learner with and without augmentation on the same ``episodes`` episodes of ``dataset``.
 
     Args:
-        dagan: a trained :class:`~metakit.dagan.DAGANGenerator`; refused if it has collapsed.
+        dagan: a trained :class:`~metakit.gan.dagan.DAGANGenerator`; refused if it has collapsed.
         n_gen: generated images per real support image.
         check: run :func:`check_collapse` first and refuse a collapsed generator (``ValueError``).
         **fit: passed to :func:`episode_accuracies` (training steps and learning rates).
@@ -170,9 +178,32 @@ def summarize(result: dict) -> dict:
     for m, d in result.items():
         if m == "summary":
             continue
-        (b, bci), (a, aci), (df, dci) = interval(d["base"]), interval(d["aug"]), interval(d["aug"] - d["base"])
+        (b, bci), (a, aci), (df, dci) = mean_ci(d["base"]), mean_ci(d["aug"]), mean_ci(d["aug"] - d["base"])
         table[m] = {"base": b, "base_ci": bci, "aug": a, "aug_ci": aci, "diff": df, "diff_ci": dci}
     return table
+
+
+def comparison(dagan, dataset, settings: dict = SETTINGS, episodes: int = 600, **kwargs) -> dict:
+    """Notebook 05's table: :func:`paired_evaluation` in every 5-way setting, on the same seed.
+
+    Args:
+        settings: name -> k_shot.
+        **kwargs: the rest of :func:`paired_evaluation`'s arguments (``n_gen``, ``pretrained``, ...).
+    Returns:
+        ``{setting: summary}``, what :func:`format_table` prints.
+    """
+    return {name: paired_evaluation(dagan, dataset, n_way=5, k_shot=k_shot, episodes=episodes, **kwargs)["summary"]
+            for name, k_shot in settings.items()}
+
+
+def augmentation_run(dagan, dataset, pretrained, n_gen: int = 5, noise_scale: float = 1.0, k_shot: int = 1,
+                     episodes: int = 100, seed: int = 0, progress: bool = True, **fit) -> dict:
+    """Notebook 05's Run button: :func:`paired_evaluation` on 5-way ``k_shot``-shot episodes; returns
+    its summary. A collapsed generator raises ``ValueError``. ``fit`` goes to
+    :func:`episode_accuracies` (training steps, rates)."""
+    result = paired_evaluation(dagan, dataset, n_way=5, k_shot=k_shot, episodes=episodes, n_gen=n_gen,
+                               noise_scale=noise_scale, pretrained=pretrained, seed=seed, progress=progress, **fit)
+    return result["summary"]
 
 
 def format_table(summaries: dict) -> str:
@@ -180,8 +211,8 @@ def format_table(summaries: dict) -> str:
     lines = [f"{'setting':<6} {'method':<32} {'without GAN':>15} {'with GAN':>15} {'difference (paired)':>21}"]
     for setting, table in summaries.items():
         for m, r in table.items():
-            lines.append(f"{setting:<6} {NAMES.get(m, m):<32} {r['base']:.4f}±{r['base_ci']:.4f}  "
-                         f"{r['aug']:.4f}±{r['aug_ci']:.4f}  {100 * r['diff']:+8.2f}±{100 * r['diff_ci']:.2f} pts")
+            lines.append(f"{setting:<6} {NAMES.get(m, m):<32} {format_ci(r['base'], r['base_ci'])}  "
+                         f"{format_ci(r['aug'], r['aug_ci'])}  {100 * r['diff']:+8.2f}±{100 * r['diff_ci']:.2f} pts")
     return "\n".join(lines)
 
 
@@ -297,4 +328,65 @@ def generated_only_accuracy(dagan, dataset, n_way: int = 5, n_gen: int = 5, epis
         gen.append(_accuracy(pretrained(x_query), y_query))
         pretrained.fit_support(x_support, y_support)
         real.append(_accuracy(pretrained(x_query), y_query))
-    return {"generated": interval(torch.tensor(gen)), "real": interval(torch.tensor(real)), "chance": 1 / n_way}
+    return {"generated": mean_ci(torch.tensor(gen)), "real": mean_ci(torch.tensor(real)), "chance": 1 / n_way}
+
+
+def gan_experiment(background, evaluation, dagan_seconds: float = dagan_module.CPU_SECONDS,
+                   dcgan_seconds: float = dcgan.CPU_SECONDS, episodes: int = 600, quality_episodes: int = 300,
+                   n_gen: int = 5, noise_scale: float = 1.0, folder=None, retrain: bool = True,
+                   progress: bool = True, seed: int = 0) -> dict:
+    """The chapter end to end (``benchmarks/gan_augmentation.py``): the DAGAN and the DCGAN trained
+    on the background alphabets for CPU-second budgets (``time.process_time``) and saved in
+    ``folder`` (default ``data/checkpoints``), the DAGAN's sample quality on the evaluation
+    alphabets, which it never saw, and, unless it has collapsed, :func:`comparison`.
+
+    Returns:
+        ``{"dagan", "dcgan"}``: each generator's training record; ``"quality"``: :func:`check_collapse`;
+        ``"generated_only"``: :func:`generated_only_accuracy`; ``"summaries"``: :func:`comparison`'s
+        (None for a collapsed generator); ``"seconds"``: CPU-seconds of each comparison setting.
+    """
+    folder = Path(folder) if folder is not None else CHECKPOINTS
+    generator, da = dagan_module.train_or_load_dagan(background, path=folder / dagan_module.CHECKPOINT,
+                                                     seconds=dagan_seconds, retrain=retrain, progress=progress,
+                                                     seed=seed)
+    _, dc = dcgan.train_or_load_dcgan(dataset_images(background), path=folder / dcgan.CHECKPOINT,
+                                      seconds=dcgan_seconds, retrain=retrain, progress=progress, seed=seed)
+    pretrained = load_pretrained()
+    out = {"dagan": da, "dcgan": dc, "quality": check_collapse(generator, evaluation, noise_scale=noise_scale),
+           "generated_only": generated_only_accuracy(generator, evaluation, n_gen=n_gen, episodes=quality_episodes,
+                                                     noise_scale=noise_scale, pretrained=pretrained, seed=seed),
+           "summaries": None, "seconds": {}}
+    if out["quality"]["collapsed"]:
+        return out
+    out["summaries"] = {}
+    for name, k_shot in SETTINGS.items():
+        start = time.process_time()
+        out["summaries"] |= comparison(generator, evaluation, {name: k_shot}, episodes, n_gen=n_gen,
+                                       noise_scale=noise_scale, pretrained=pretrained, seed=seed, progress=progress,
+                                       check=False)  # checked above
+        out["seconds"][name] = time.process_time() - start
+    return out
+
+
+def format_quality(quality: dict, generated_only: dict, n_gen: int) -> str:
+    """:func:`check_collapse`'s and :func:`generated_only_accuracy`'s figures in three lines."""
+    q, acc = quality, generated_only
+    return "\n".join([
+        f"  diversity: variations of one drawing spread {q['within']:.3f} as far as real drawings of one "
+        f"character ({q['fake_within']:.2f} vs {q['real_within']:.2f} pixels L2); across characters "
+        f"{q['between']:.3f} of real",
+        f"  collapsed: {q['collapsed']}" + (f" ({q['message']})" if q["collapsed"] else ""),
+        f"  5-way nearest-prototype accuracy on real queries, prototypes from {n_gen} generated images only: "
+        f"{format_ci(*acc['generated'])}; from the one real drawing: {format_ci(*acc['real'])}; "
+        f"chance {acc['chance']:.2f}"])
+
+
+def format_reference(plain: dict) -> str:
+    """The plain classifier's gain beside the DAGAN paper's (:data:`REFERENCE`)."""
+    base, aug = REFERENCE
+    return "\n".join([
+        f"{'plain classifier':<34} {'without':>8} {'with':>8} {'difference':>11}",
+        f"{'DAGAN (Antoniou et al. 2017)':<34} {base:8.4f} {aug:8.4f} {100 * (aug - base):+8.2f} pts"
+        "   (Omniglot, their low-data setting)",
+        f"{'ours, glyphs 5-way 1-shot':<34} {plain['base']:8.4f} {plain['aug']:8.4f} {100 * plain['diff']:+8.2f} pts"
+        f"   ({plain['diff'] / (aug - base):.2f} of the paper's gain)"])

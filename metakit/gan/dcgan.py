@@ -8,9 +8,9 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..checkpoints import train_or_load
+from ..runtime import Budget
 
 
 class DCGANGenerator(nn.Module):
@@ -94,8 +94,8 @@ def generator_loss(fake_logits: torch.Tensor, non_saturating: bool = True) -> to
 
 
 def train_adversarial(generator, discriminator, real_batch, fake_batch, *, steps: int | None = None,
-                      cpu_seconds: float | None = None, lr: float = 2e-4, callback=None, callback_every: int = 50,
-                      progress: bool = True, clock=time.process_time, desc: str = "GAN training",
+                      seconds: float | None = None, lr: float = 2e-4, callback=None, callback_every: int = 50,
+                      progress: bool = True, clock=time.perf_counter, desc: str = "GAN training",
                       generator_extra=None) -> dict:
     """Alternate one discriminator step and one generator step with Adam (betas 0.5, 0.999).
 
@@ -103,32 +103,29 @@ def train_adversarial(generator, discriminator, real_batch, fake_batch, *, steps
         generator, discriminator: the two networks, trained in place.
         real_batch: ``() -> (B, C, 28, 28)`` real examples as the discriminator sees them.
         fake_batch: ``() -> (B, C, 28, 28)`` generated examples, differentiable in the generator.
-        steps, cpu_seconds: stop after this many steps or this much ``clock`` time (at least one).
+        steps, seconds, clock: the budget (see :class:`~metakit.runtime.Budget`): at most ``steps``
+            steps and ``seconds`` of ``clock`` time (wall clock by default; ``time.process_time``
+            for a CPU-time budget that a busy machine does not shorten).
         callback: ``callback(history)`` every ``callback_every`` steps and at the end (live plots).
-        clock: ``time.process_time`` budgets CPU time, so a busy machine does not shorten training.
         generator_extra: ``() -> loss`` added to the generator's loss after each ``fake_batch()``
             (the DAGAN's diversity term).
     Returns:
-        ``{"d_loss": [...], "g_loss": [...], "steps": int, "cpu_seconds": float}``, one loss per step.
+        ``{"d_loss": [...], "g_loss": [...], "steps", "seconds", "clock_seconds"}``, one loss per step.
     Raises:
         FloatingPointError: when a loss stops being finite (a learning rate too large).
     """
-    if steps is None and cpu_seconds is None:
-        raise ValueError("Give a budget: steps=..., cpu_seconds=..., or both.")
     if lr <= 0:
         raise ValueError(f"lr must be positive; got {lr!r}.")
+    device = next(generator.parameters()).device
+    budget = Budget(steps, seconds, clock=clock, device=device, desc=desc, progress=progress)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
-    history = {"d_loss": [], "g_loss": [], "steps": 0, "cpu_seconds": 0.0}
     generator.train(), discriminator.train()
-    by_time = steps is None
-    bar = tqdm(total=round(cpu_seconds) if by_time else steps, unit="cpu-s" if by_time else "step", desc=desc,
-               disable=not progress)
-    start = clock()
-    while True:
-        used = clock() - start
-        if (steps is not None and history["steps"] >= steps) or (cpu_seconds is not None and used >= cpu_seconds):
-            break
+
+    def history():
+        return {"d_loss": [], "g_loss": [], **budget.history, **budget.summary()}
+
+    for step in budget:
         real, fake = real_batch(), fake_batch()
         d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
         opt_d.zero_grad(set_to_none=True)
@@ -141,21 +138,16 @@ def train_adversarial(generator, discriminator, real_batch, fake_batch, *, steps
         g_loss.backward()
         opt_g.step()
         if not (torch.isfinite(d_loss) and torch.isfinite(g_loss)):
-            bar.close()
-            raise FloatingPointError(f"A GAN loss became non-finite at step {history['steps'] + 1} with lr={lr:g}: "
+            budget.close()
+            raise FloatingPointError(f"A GAN loss became non-finite at step {step + 1} with lr={lr:g}: "
                                      "lower the learning rate and train again.")
-        history["d_loss"].append(d_loss.item())
-        history["g_loss"].append(g_loss.item())
-        history["steps"] += 1
-        if callback is not None and history["steps"] % callback_every == 0:
-            callback(history)
-        bar.update(min(clock() - start, cpu_seconds) - bar.n if by_time else 1)
-    history["cpu_seconds"] = clock() - start
-    bar.close()
+        budget.log(d_loss=d_loss.item(), g_loss=g_loss.item())
+        if callback is not None and (step + 1) % callback_every == 0:
+            callback({**history(), "steps": step + 1})
     if callback is not None:
-        callback(history)
+        callback(history())
     generator.eval()
-    return history
+    return history()
 
 
 def train_dcgan(generator: DCGANGenerator, images: torch.Tensor, *, discriminator: DCGANDiscriminator | None = None,
@@ -181,25 +173,26 @@ def dataset_images(dataset) -> torch.Tensor:
 
 
 CHECKPOINT = "dcgan-glyphs.pt"  # made by: python benchmarks/gan_augmentation.py --save-checkpoints
-CPU_SECONDS = 100               # the DCGAN's training budget
+CPU_SECONDS = 100               # the DCGAN's training budget, in CPU-seconds (time.process_time)
 
 
-def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, cpu_seconds: float = CPU_SECONDS,
-                        retrain: bool = False, progress: bool = True, callback=None, seed: int = 0,
-                        generator: DCGANGenerator | None = None, **kwargs) -> tuple[DCGANGenerator, dict]:
+def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, seconds: float = CPU_SECONDS,
+                        clock=time.process_time, retrain: bool = False, progress: bool = True, callback=None,
+                        seed: int = 0, generator: DCGANGenerator | None = None,
+                        **kwargs) -> tuple[DCGANGenerator, dict]:
     """The DCGAN generator of ``path`` (a bare name is looked up in ``data/checkpoints/``), or one
-    trained on ``images`` for ``cpu_seconds`` of CPU time (``callback(history)`` drawing live
-    curves) and saved there.
+    trained on ``images`` for ``seconds`` of ``clock`` time (``callback(history)`` drawing live
+    curves) and saved there. The clock is CPU time by default, as the committed checkpoint was
+    trained, so that other jobs on the machine do not shorten the training.
 
     Args:
         generator: the network to fill (so a live plot can sample from it while it trains).
     Returns:
         The generator in eval mode and its record (``d_loss``, ``g_loss``, ``steps``,
-        ``cpu_seconds``, ``loaded``).
+        ``clock_seconds``, ``loaded``).
     """
-
     generator = generator if generator is not None else DCGANGenerator()
-    info = train_or_load(generator, path, lambda g: train_dcgan(g, images, cpu_seconds=cpu_seconds, seed=seed,
+    info = train_or_load(generator, path, lambda g: train_dcgan(g, images, seconds=seconds, clock=clock, seed=seed,
                                                                 progress=progress, callback=callback, **kwargs),
                          retrain=retrain)
     return generator.eval(), info

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import ipywidgets as W
 import torch
+from IPython.display import display
+from matplotlib.figure import Figure
 
 from ..widgets import Explorer, RunPanel, figure_png
-from .augmentation import NAMES, paired_evaluation
+from .augmentation import NAMES, augmentation_run
 from .dcgan import dataset_images
 
 
@@ -31,8 +33,6 @@ def _running_mean(values, width: int = 25):
 def gan_progress_figure(history: dict, samples: torch.Tensor, title: str = "DCGAN"):
     """Left: the discriminator's and generator's losses per step (running mean of 25); right: a
     grid of samples (ink dark on white, as the glyphs are drawn)."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     ax, ax_img = fig.subplots(1, 2)
     steps = range(1, len(history["d_loss"]) + 1)
@@ -43,7 +43,7 @@ def gan_progress_figure(history: dict, samples: torch.Tensor, title: str = "DCGA
     ax.axhline(0.6931, color="gray", ls=":", lw=1)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title(f"{title}: {len(history['d_loss'])} steps, {history.get('cpu_seconds', 0.0):.0f} CPU-s", fontsize=9)
+    ax.set_title(f"{title}: {len(history['d_loss'])} steps, {history.get('clock_seconds', 0.0):.0f} CPU-s", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     ax_img.imshow(1 - _grid(samples, 8).numpy(), cmap="gray", vmin=0, vmax=1)
@@ -78,8 +78,6 @@ class LiveGANPlot:
         self.updates += 1
 
     def _ipython_display_(self):
-        from IPython.display import display
-
         display(self.image)
 
 
@@ -87,8 +85,6 @@ def variations_figure(dagan, dataset, character: int = 0, noise_scale: float = 1
                       seed: int = 0):
     """Top row: one drawing of ``character`` and ``n_samples`` variations the DAGAN makes of it.
     Bottom row: other real drawings of the same character, for comparison."""
-    from matplotlib.figure import Figure
-
     if isinstance(character, bool) or not isinstance(character, int) or not 0 <= character < dataset.num_classes:
         raise ValueError(f"{dataset.name} has characters 0..{dataset.num_classes - 1}; character={character!r} "
                          "was asked.")
@@ -124,20 +120,8 @@ def variations_explorer(dagan, dataset) -> Explorer:
     return Explorer(variations_figure, controls, dagan=dagan, dataset=dataset)
 
 
-def augmentation_run(dagan, dataset, pretrained, n_gen: int = 5, noise_scale: float = 1.0, k_shot: int = 1,
-                     episodes: int = 100, seed: int = 0, progress: bool = True, **fit) -> dict:
-    """The Run button's callback: :func:`~metakit.gan_augmentation.paired_evaluation` on 5-way
-    ``k_shot``-shot episodes; returns its summary. A collapsed generator raises ``ValueError``.
-    ``fit`` goes to :func:`~metakit.gan_augmentation.episode_accuracies` (training steps, rates)."""
-    result = paired_evaluation(dagan, dataset, n_way=5, k_shot=k_shot, episodes=episodes, n_gen=n_gen,
-                               noise_scale=noise_scale, pretrained=pretrained, seed=seed, progress=progress, **fit)
-    return result["summary"]
-
-
 def difference_figure(summary: dict, title: str = ""):
     """One bar per learner: accuracy with GAN augmentation minus without, with its paired 95% interval."""
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(7, 2.8), layout="constrained")
     ax = fig.subplots()
     names = [NAMES.get(m, m) for m in summary]

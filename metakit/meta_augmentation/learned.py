@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import CHECKPOINTS, train_or_load
+from ..compare import compare
 from ..episodes import EpisodeSampler
 from ..gradient.maml import MAML
-from ..gradient.training import meta_train
+from ..gradient.training import meta_evaluate, meta_train
 from ..models import Conv4
 from ..runtime import seed_everything
-from ..stats import mean_ci
+from ..stats import format_ci, mean_ci
 
 NAMES = ("rotation", "scale", "shear", "translate", "thickness", "noise")
 #: the largest magnitude each parameter can reach (rotation in radians; scale, shear, translate as
@@ -111,7 +113,7 @@ class AugmentedMAML(MAML):
         model: the network (BatchNorm on batch statistics).
         augment: an :class:`Augmentation`, or None for plain MAML (the "no augmentation" arm).
         copies: augmented copies of each support image.
-        **maml: ``inner_lr``, ``inner_steps`` and the rest of :class:`~metakit.maml.MAML`'s arguments.
+        **maml: ``inner_lr``, ``inner_steps`` and the rest of :class:`~metakit.gradient.maml.MAML`'s arguments.
     """
 
     def __init__(self, model: nn.Module, augment: Augmentation | None = None, copies: int = 2, **maml):
@@ -157,7 +159,7 @@ def make_augmented(arm: str, n_way: int = 5, hidden: int = 32, copies: int = 2, 
 
 
 def augmentation_optimizer(algorithm: AugmentedMAML, aug_lr: float):
-    """An optimiser factory for :func:`~metakit.gradient_training.meta_train`: Adam with the
+    """An optimiser factory for :func:`~metakit.gradient.training.meta_train`: Adam with the
     network at ``meta_lr`` and the augmentation's magnitudes at their own rate ``aug_lr``."""
     aug = [] if algorithm.augment is None else [p for p in algorithm.augment.parameters()]
 
@@ -167,21 +169,22 @@ def augmentation_optimizer(algorithm: AugmentedMAML, aug_lr: float):
     return make
 
 
-def train_augmented(algorithm: AugmentedMAML, dataset, *, seconds: float | None = None, iterations: int | None = None,
+def train_augmented(algorithm: AugmentedMAML, dataset, *, steps: int | None = None, seconds: float | None = None,
                     meta_lr: float = 1e-3, aug_lr: float = 0.05, meta_batch_size: int = 4, n_way: int = 5,
                     k_shot: int = 1, n_query: int = 5, progress: bool = True, callback=None,
-                    clock=time.process_time) -> dict:
-    """Meta-train one arm on ``dataset`` (a CPU-second budget by default, as ``clock`` counts).
+                    clock=time.perf_counter) -> dict:
+    """Meta-train one arm on ``dataset`` for at most ``steps`` meta-iterations and ``seconds`` of
+    ``clock`` time (see :class:`~metakit.runtime.Budget`).
 
     Returns:
-        :func:`~metakit.gradient_training.meta_train`'s history plus ``traj_<name>`` lists: the
+        :func:`~metakit.gradient.training.meta_train`'s history plus ``traj_<name>`` lists: the
         learned policy at every meta-iteration (empty for the fixed arms).
     """
     if not (aug_lr > 0 and math.isfinite(aug_lr)):
         raise ValueError(f"aug_lr must be a positive number; got {aug_lr!r}.")
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
     history = meta_train(algorithm, sampler, meta_lr=meta_lr, meta_batch_size=meta_batch_size, seconds=seconds,
-                         steps=iterations, progress=progress, callback=callback, clock=clock,
+                         steps=steps, progress=progress, callback=callback, clock=clock,
                          optimizer=augmentation_optimizer(algorithm, aug_lr))
     history.update(trajectory_lists(algorithm.trajectory))
     return history
@@ -192,59 +195,69 @@ def trajectory_lists(trajectory: list[dict]) -> dict:
     return {f"traj_{n}": [p[n] for p in trajectory] for n in NAMES}
 
 
-def episode_accuracies(algorithm, sampler, episodes: int) -> torch.Tensor:
-    """(episodes,) query accuracy after adapting to each of ``episodes`` episodes (for paired intervals)."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be at least 1; got {episodes!r}.")
-    was_training = algorithm.training
-    algorithm.eval()
-    accs = []
-    try:
-        for _ in range(episodes):
-            x_support, y_support, x_query, y_query = sampler.sample()
-            params = algorithm.adapt(x_support, y_support)
-            with torch.no_grad():
-                accs.append((algorithm.predict(params, x_query).argmax(-1) == y_query).float().mean().item())
-    finally:
-        algorithm.train(was_training)
-    return torch.tensor(accs, dtype=torch.float64)
-
-
 #: the comparison's budget: CPU-seconds of meta-training per arm, and the outer rates
 AUG_TRAIN = dict(seconds=150.0, meta_lr=1e-3, aug_lr=0.05)
+TEST = "5w1s"  # the comparison's test setting
 
 
 def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TRAIN["seconds"], episodes: int = 300,
                             folder=None, retrain: bool = False, progress: bool = True, seed: int = 0):
-    """Train (or load) the three arms with the same CPU budget, then test them on the same episodes.
+    """Train (or load) the three arms with the same CPU budget, then test them on the same
+    5-way 1-shot episodes (15 queries per class) with :func:`metakit.compare.compare`.
 
     Args:
         test_sets: name -> dataset of new classes (``metakit.datasets.held_out_sets()``).
         folder: where the ``metaaug-aug-<arm>.pt`` checkpoints live (default ``data/checkpoints``).
     Returns:
         ``(algorithms, histories, accs)``: arm -> trained model, arm -> its history (or the
-        checkpoint's record of it), and ``{(arm, test set): (episodes,) accuracies}``.
+        checkpoint's record of it), and ``{(arm, test set): (episodes,) accuracies}`` (float64).
     """
-    from pathlib import Path
-
-
     folder = Path(folder) if folder is not None else CHECKPOINTS
-    algorithms, histories, accs = {}, {}, {}
+    algorithms, histories = {}, {}
     for arm in ARMS:
         seed_everything(seed)
         alg = make_augmented(arm)
         histories[arm] = train_or_load(alg, folder / f"metaaug-aug-{arm}.pt", lambda m: train_augmented(
             m, background, seconds=seconds, meta_lr=AUG_TRAIN["meta_lr"], aug_lr=AUG_TRAIN["aug_lr"],
-            progress=progress), retrain=retrain)
+            clock=time.process_time, progress=progress), retrain=retrain)
         algorithms[arm] = alg
-        for set_name, dataset in test_sets.items():
-            seed_everything(seed + 1)  # the same test episodes for every arm
-            accs[arm, set_name] = episode_accuracies(alg, EpisodeSampler(dataset, 5, 1, 15), episodes)
+    results = compare(algorithms, test_sets, {TEST: dict(n_way=5, k_shot=1, n_query=15)}, episodes=episodes,
+                      seed=seed + 1, progress=progress)
+    accs = {(arm, s): torch.tensor(results[arm, s, TEST]["accs"], dtype=torch.float64)
+            for arm in ARMS for s in test_sets}
     return algorithms, histories, accs
 
 
+def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds: float, callback=None,
+                 test_episodes: int = 50, progress: bool = True, seed: int = 0, algorithm=None):
+    """Notebook 06's Run button: meta-train the learned arm for ``seconds`` CPU-seconds
+    (``time.process_time``), then test it.
+
+    Args:
+        algorithm: the :class:`~metakit.meta_augmentation.learned.AugmentedMAML` to train (default: a
+            fresh learned arm, seeded with ``seed``).
+
+    Returns:
+        ``(algorithm, history, (acc, ci95))`` on ``test_episodes`` 5-way 1-shot evaluation episodes.
+    Raises:
+        ValueError for rates or budgets out of range; FloatingPointError when training diverges.
+    """
+    for name, v, top in (("meta_lr", meta_lr, 1.0), ("aug_lr", aug_lr, 10.0)):
+        if not (0 < v <= top and math.isfinite(v)):
+            raise ValueError(f"{name} must be a positive number up to {top:g}; got {v!r}.")
+    if not (0 < seconds <= 600 and math.isfinite(seconds)):
+        raise ValueError(f"seconds must be between 0 and 600; got {seconds!r}.")
+    seed_everything(seed)
+    alg = make_augmented("learned") if algorithm is None else algorithm
+    history = train_augmented(alg, background, seconds=seconds, meta_lr=meta_lr, aug_lr=aug_lr, progress=progress,
+                              callback=callback, clock=time.process_time)
+    seed_everything(seed)
+    acc = meta_evaluate(alg, EpisodeSampler(evaluation, 5, 1, 15), episodes=test_episodes)
+    return alg, history, acc
+
+
 def format_augmentation_table(accs: dict, histories: dict) -> str:
-    """Rows: arms; columns: iterations, CPU-s, accuracy ± 95% per test set and the paired
+    """Rows: arms; columns: meta-iterations, CPU-s, accuracy ± 95% per test set and the paired
     difference to no augmentation (the per-episode difference's interval)."""
     sets = list(dict.fromkeys(s for _, s in accs))
     head = f"{'arm':<8} {'its':>5} {'cpu s':>6}" + "".join(f"  {s:>13} {'- none':>14}" for s in sets)
@@ -255,6 +268,19 @@ def format_augmentation_table(accs: dict, histories: dict) -> str:
         for s in sets:
             m, c = mean_ci(accs[arm, s])
             d, dc = mean_ci(accs[arm, s] - accs["none", s])
-            row += f"  {m:.3f}±{c:.3f}  " + (f"{d:+.3f}±{dc:.3f}" if arm != "none" else f"{'':>12}")
+            row += f"  {format_ci(m, c, 3)}  " + (f"{d:+.3f}±{dc:.3f}" if arm != "none" else f"{'':>12}")
         lines.append(row)
+    return "\n".join(lines)
+
+
+def format_differences(accs: dict) -> str:
+    """One line per test set: the learned arm minus no augmentation and minus the fixed arm, each
+    the mean of the per-episode differences with its 95% interval, and whether the first clears it."""
+    lines = []
+    for s in dict.fromkeys(s for _, s in accs):
+        d, c = mean_ci(accs["learned", s] - accs["none", s])
+        f, fc = mean_ci(accs["learned", s] - accs["fixed", s])
+        verdict = "above" if d - c > 0 else "below" if d + c < 0 else "within the noise of"
+        lines.append(f"{s:>8}: learned - none {d:+.3f} ± {c:.3f} ({verdict} no augmentation); "
+                     f"learned - fixed {f:+.3f} ± {fc:.3f}")
     return "\n".join(lines)

@@ -19,6 +19,9 @@ Shuffle modes of :class:`NMESampler`:
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -30,7 +33,7 @@ from ..gradient.training import meta_train
 from ..metric.protonet import PrototypicalNetwork
 from ..models import Conv4
 from ..runtime import seed_everything
-from ..stats import mean_ci
+from ..stats import format_ci, mean_ci
 from ..training import train_episodes
 
 SHUFFLES = ("none", "intra", "inter")
@@ -212,7 +215,7 @@ LEARNERS = ("maml", "proto", "protobias")
 
 def make_nme_learner(kind: str, n_way: int = 5, hidden: int = 32, inner_lr: float = 0.4, inner_steps: int = 1):
     """A fresh learner for the NME experiment on a Conv-4 of ``hidden`` channels: ``"maml"``
-    (:class:`~metakit.maml.MAML`), ``"proto"`` (:class:`~metakit.protonet.PrototypicalNetwork`) or
+    (:class:`~metakit.gradient.maml.MAML`), ``"proto"`` (:class:`~metakit.metric.protonet.PrototypicalNetwork`) or
     ``"protobias"`` (:class:`BiasedPrototypicalNetwork`)."""
 
     if kind == "maml":
@@ -225,25 +228,21 @@ def make_nme_learner(kind: str, n_way: int = 5, hidden: int = 32, inner_lr: floa
     raise ValueError(f"kind must be one of {', '.join(LEARNERS)}; got {kind!r}.")
 
 
-def train_nme(learner, sampler, *, seconds: float | None = None, iterations: int | None = None,
-              meta_lr: float = 1e-3, meta_batch_size: int = 4, progress: bool = True, callback=None) -> dict:
+def train_nme(learner, sampler, *, steps: int | None = None, seconds: float | None = None, meta_lr: float = 1e-3,
+              meta_batch_size: int = 4, clock=time.perf_counter, progress: bool = True, callback=None) -> dict:
     """Meta-train a learner on a sampler's episodes: gradient methods with
-    :func:`~metakit.gradient_training.meta_train` (``seconds`` of CPU time, ``meta_batch_size``
-    tasks per step), metric ones with :func:`~metakit.training.train_episodes` (``iterations``
-    episodes, one Adam step each at ``meta_lr``).
+    :func:`~metakit.gradient.training.meta_train` (``meta_batch_size`` tasks per step), metric ones
+    with :func:`~metakit.training.train_episodes` (one episode and one Adam step at ``meta_lr`` per
+    step); both on the budget ``steps``, ``seconds`` of ``clock`` time (see
+    :class:`~metakit.runtime.Budget`).
 
     Returns:
-        the history, with ``clock_seconds`` the CPU-seconds it took.
+        the history (``steps``, ``seconds``, ``clock_seconds`` and the per-step ``loss``, ``acc``).
     """
-    import time
-
-
     if hasattr(learner, "adapt"):
-        return meta_train(learner, sampler, meta_lr=meta_lr, meta_batch_size=meta_batch_size, steps=iterations,
-                          seconds=seconds, progress=progress, callback=callback, clock=time.process_time)
-    if iterations is None:
-        raise ValueError("metric learners train for a number of episodes: give iterations=...")
-    return train_episodes(learner, sampler, lr=meta_lr, steps=iterations, progress=progress, clock=time.process_time)
+        return meta_train(learner, sampler, meta_lr=meta_lr, meta_batch_size=meta_batch_size, steps=steps,
+                          seconds=seconds, progress=progress, callback=callback, clock=clock)
+    return train_episodes(learner, sampler, lr=meta_lr, steps=steps, seconds=seconds, progress=progress, clock=clock)
 
 
 #: the NME experiment's runs: name -> (learner, shuffle)
@@ -260,16 +259,14 @@ def nme_experiment(background, evaluation, runs=RUNS, seconds: float = 60.0, epi
     """Train (or load) every run on NME tasks, then probe each on the same episodes.
 
     Args:
-        seconds: MAML's meta-training budget in CPU-seconds; episodes: the metric learners' budget.
+        seconds: MAML's meta-training budget in CPU-seconds (``time.process_time``); episodes: the
+            metric learners' budget in steps (one episode each).
         folder: where the ``metaaug-nme-<run>.pt`` checkpoints live (default ``data/checkpoints``).
     Returns:
         ``{run: {"acc", "acc_shifted", ["acc_0_steps"], "new", "new_shifted": (mean, ci95),
-        "iterations", "cpu_s", "loaded"}}``: the probes on NME episodes of the training classes,
+        "steps", "cpu_s", "loaded"}}``: the probes on NME episodes of the training classes,
         and ``new`` on ordinary 5-way 1-shot episodes of the evaluation classes.
     """
-    from pathlib import Path
-
-
     folder = Path(folder) if folder is not None else CHECKPOINTS
     n_way, k_shot, n_query, per = NME["n_way"], NME["k_shot"], NME["n_query"], NME["classes_per_label"]
     results = {}
@@ -277,16 +274,16 @@ def nme_experiment(background, evaluation, runs=RUNS, seconds: float = 60.0, epi
         seed_everything(seed)
         learner = make_nme_learner(kind, n_way=n_way, inner_lr=NME["inner_lr"])
         sampler = NMESampler(background, n_way, k_shot, n_query, shuffle=shuffle, classes_per_label=per, seed=seed)
-        budget = dict(seconds=seconds) if kind == "maml" else dict(iterations=episodes)
-        info = train_or_load(learner, folder / f"metaaug-nme-{name}.pt",
-                             lambda m, s=sampler, b=budget: train_nme(m, s, progress=progress, **b), retrain=retrain)
+        budget = dict(seconds=seconds) if kind == "maml" else dict(steps=episodes)
+        info = train_or_load(learner, folder / f"metaaug-nme-{name}.pt", lambda m, s=sampler, b=budget: train_nme(
+            m, s, clock=time.process_time, progress=progress, **b), retrain=retrain)
         seed_everything(seed + 1)  # every run meets the same probe episodes
         train_probe = probe(learner, NMESampler(background, n_way, k_shot, 15, classes_per_label=per, seed=seed),
                             test_episodes, zero_steps=kind == "maml")
         seed_everything(seed + 2)
         new = probe(learner, EpisodeSampler(evaluation, n_way, k_shot, 15), test_episodes)
         results[name] = {**train_probe, "new": new["acc"], "new_shifted": new["acc_shifted"],
-                         "iterations": info.get("steps", 0), "cpu_s": info.get("clock_seconds", float("nan")),
+                         "steps": info.get("steps", 0), "cpu_s": info.get("clock_seconds", float("nan")),
                          "loaded": info["loaded"]}
     return results
 
@@ -303,13 +300,13 @@ PAPER_DIRECTION = {
 
 
 def format_nme_table(results: dict) -> str:
-    """One row per run: iterations, CPU-s, the probes on training classes, new-class accuracy."""
+    """One row per run: steps, CPU-s, the probes on training classes, new-class accuracy."""
     head = (f"{'run':<16} {'its':>5} {'cpu s':>6}  {'train':>13} {'train shifted':>13} {'train 0 steps':>13} "
             f"{'new classes':>13}  paper's direction")
     lines = [head]
-    cell = lambda v: f"{v[0]:.3f}±{v[1]:.3f}" if v is not None else "-"  # noqa: E731
+    cell = lambda v: format_ci(*v, digits=3) if v is not None else "-"  # noqa: E731
     for name, r in results.items():
-        lines.append(f"{name:<16} {r['iterations']:>5} {r['cpu_s']:>6.0f}  {cell(r['acc']):>13} "
+        lines.append(f"{name:<16} {r['steps']:>5} {r['cpu_s']:>6.0f}  {cell(r['acc']):>13} "
                      f"{cell(r['acc_shifted']):>13} {cell(r.get('acc_0_steps')):>13} {cell(r['new']):>13}  "
                      f"{PAPER_DIRECTION.get(name, '')}")
     return "\n".join(lines)

@@ -13,11 +13,9 @@ import ipywidgets as W
 import torch
 from matplotlib.figure import Figure
 
-from ..episodes import EpisodeSampler
-from ..gradient.training import meta_evaluate
 from ..runtime import seed_everything
 from ..widgets import Explorer, RunPanel, figure_png
-from .learned import HAND_TUNED, LIMITS, NAMES, Augmentation, make_augmented, train_augmented
+from .learned import HAND_TUNED, LIMITS, NAMES, Augmentation, make_augmented, train_policy, trajectory_lists
 
 UNITS = {"rotation": "degrees", "scale": "fraction", "shear": "fraction", "translate": "of half-width",
          "thickness": "share of 3x3 dilation", "noise": "pixel std"}
@@ -54,7 +52,8 @@ def trajectory_figure(trajectories: dict) -> Figure:
     """Each magnitude against the meta-iteration, one line per run, the hand-set value dashed.
 
     Args:
-        trajectories: run name -> ``traj_<name>`` lists (from :func:`~metakit.learned_augmentation.train_augmented`).
+        trajectories: run name -> ``traj_<name>`` lists (from
+            :func:`~metakit.meta_augmentation.learned.train_augmented`).
     """
     fig = Figure(figsize=(10, 4.6))
     axes = fig.subplots(2, 3).flatten()
@@ -76,7 +75,7 @@ def samples_figure(policies: dict, images: torch.Tensor, samples: int = 6, stren
     """One row per (policy, image): the image, then ``samples`` augmented versions of it.
 
     Args:
-        policies: name -> :class:`~metakit.learned_augmentation.Augmentation` (None: no augmentation).
+        policies: name -> :class:`~metakit.meta_augmentation.learned.Augmentation` (None: no augmentation).
         images: (B, 1, 28, 28) images.
     """
     rows = [(name, i) for name in policies for i in range(len(images))]
@@ -139,33 +138,6 @@ def inspector(policies: dict, images: torch.Tensor):
     }, policies=policies, images=images)
 
 
-def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds: float, callback=None,
-                 test_episodes: int = 50, progress: bool = True, seed: int = 0, algorithm=None):
-    """The Run button's work: meta-train the learned arm for ``seconds`` CPU-seconds, then test it.
-
-    Args:
-        algorithm: the :class:`~metakit.learned_augmentation.AugmentedMAML` to train (default: a
-            fresh learned arm, seeded with ``seed``).
-
-    Returns:
-        ``(algorithm, history, (acc, ci95))`` on ``test_episodes`` 5-way 1-shot evaluation episodes.
-    Raises:
-        ValueError for rates or budgets out of range; FloatingPointError when training diverges.
-    """
-    for name, v, top in (("meta_lr", meta_lr, 1.0), ("aug_lr", aug_lr, 10.0)):
-        if not (0 < v <= top and math.isfinite(v)):
-            raise ValueError(f"{name} must be a positive number up to {top:g}; got {v!r}.")
-    if not (0 < seconds <= 600 and math.isfinite(seconds)):
-        raise ValueError(f"seconds must be between 0 and 600; got {seconds!r}.")
-    seed_everything(seed)
-    alg = make_augmented("learned") if algorithm is None else algorithm
-    history = train_augmented(alg, background, seconds=seconds, meta_lr=meta_lr, aug_lr=aug_lr, progress=progress,
-                              callback=callback)
-    seed_everything(seed)
-    acc = meta_evaluate(alg, EpisodeSampler(evaluation, 5, 1, 15), episodes=test_episodes)
-    return alg, history, acc
-
-
 class PolicyTrainer(RunPanel):
     """Run button: meta-train a learned augmentation with the chosen outer learning rates and CPU
     budget, with a progress bar, the policy's trajectories redrawn as it trains, and the test
@@ -188,7 +160,7 @@ class PolicyTrainer(RunPanel):
 
         def redraw(history):
             if alg.trajectory:
-                self.image.value = figure_png(trajectory_figure({"yours": _lists(alg.trajectory)}))
+                self.image.value = figure_png(trajectory_figure({"yours": trajectory_lists(alg.trajectory)}))
 
         result = self.call(train_policy, background=self.background, evaluation=self.evaluation, callback=redraw,
                            test_episodes=self.test_episodes, algorithm=alg, **self.values)
@@ -201,7 +173,3 @@ class PolicyTrainer(RunPanel):
                               f"test accuracy <b>{acc:.3f} ± {ci95:.3f}</b> on {self.test_episodes} 5-way 1-shot "
                               "episodes of the evaluation alphabets.")
         return history
-
-
-def _lists(trajectory: list[dict]) -> dict:
-    return {f"traj_{n}": [p[n] for p in trajectory] for n in NAMES}

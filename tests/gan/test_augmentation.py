@@ -12,14 +12,18 @@ from metakit.gan.augmentation import (
     assert_not_collapsed,
     augment,
     check_collapse,
+    comparison,
     diversity,
+    format_quality,
+    format_reference,
+    format_table,
     generated_only_accuracy,
-    interval,
     load_pretrained,
     paired_evaluation,
     summarize,
 )
 from metakit.gan.dagan import DAGANGenerator
+from metakit.stats import mean_ci as interval
 
 
 class Copier(DAGANGenerator):
@@ -129,6 +133,24 @@ def test_paired_evaluation_repeats_with_the_seed(evaluation, pretrained):
     a = paired_evaluation(Jitter(z_dim=4, hidden=4), evaluation, **kw)
     b = paired_evaluation(Jitter(z_dim=4, hidden=4), evaluation, **kw)
     assert torch.equal(a["plain"]["base"], b["plain"]["base"])
+
+
+def test_comparison_is_paired_evaluation_per_setting(evaluation, pretrained):
+    kw = dict(episodes=2, n_gen=1, pretrained=pretrained, progress=False, methods=("plain", "proto"), plain_steps=5)
+    table = comparison(Jitter(z_dim=4, hidden=4), evaluation, {"a": 1, "b": 2}, **kw)
+    assert list(table) == ["a", "b"]
+    for name, k_shot in (("a", 1), ("b", 2)):
+        assert table[name] == paired_evaluation(Jitter(z_dim=4, hidden=4), evaluation, k_shot=k_shot, **kw)["summary"]
+    text = format_table(table)
+    assert len(text.splitlines()) == 1 + 2 * 2 and "±" in text and "(c) prototypical network" in text
+    assert "0.50 of the paper's gain" in format_reference({"base": 0.5, "aug": 0.565, "diff": 0.065})
+
+
+def test_format_quality_reads_the_verdict(evaluation, pretrained):
+    g = Constant(z_dim=4, hidden=4)
+    q = check_collapse(g, evaluation)
+    text = format_quality(q, {"generated": (0.2, 0.01), "real": (0.9, 0.02), "chance": 0.2}, n_gen=5)
+    assert "collapsed: True" in text and "0.2000±0.0100" in text and "0.9000±0.0200" in text
 
 
 def test_generated_only_accuracy_of_copies_equals_the_real_shot(evaluation, pretrained):

@@ -53,7 +53,16 @@ def test_training_records_losses_and_calls_back():
                     callback=lambda hist: calls.append(hist["steps"]), callback_every=3)
     assert h["steps"] == 6 and len(h["d_loss"]) == 6 and len(h["g_loss"]) == 6
     assert all(math.isfinite(v) for v in h["d_loss"] + h["g_loss"])
-    assert calls == [3, 6, 6] and h["cpu_seconds"] > 0
+    assert calls == [3, 6, 6] and h["clock_seconds"] > 0 and h["seconds"] > 0
+
+
+def test_training_runs_on_a_time_budget_of_the_given_clock():
+    ticks = iter(range(10**6))  # a clock that advances one second per reading
+    g = DCGANGenerator(z_dim=8, hidden=4)
+    h = train_dcgan(g, torch.rand(16, 1, 28, 28), discriminator=DCGANDiscriminator(hidden=4), seconds=5,
+                    clock=lambda: float(next(ticks)), batch_size=4, progress=False)
+    assert 1 <= h["steps"] < 5 and h["clock_seconds"] >= 5 and len(h["d_loss"]) == h["steps"]
+    assert {"d_loss", "g_loss", "steps", "seconds", "clock_seconds"} <= set(h)
 
 
 def test_training_needs_a_budget_and_a_sane_lr():

@@ -5,13 +5,12 @@ import torch
 from matplotlib.figure import Figure
 
 from metakit.datasets import load_glyphs
-from metakit.gan.augmentation import load_pretrained
+from metakit.gan.augmentation import augmentation_run, load_pretrained
 from metakit.gan.dagan import DAGANGenerator
 from metakit.gan.dcgan import DCGANGenerator
 from metakit.gan.widgets import (
     AugmentationRunner,
     LiveGANPlot,
-    augmentation_run,
     difference_figure,
     gan_progress_figure,
     variations_explorer,
@@ -37,7 +36,7 @@ def evaluation():
 
 def test_progress_figure_and_live_plot():
     g = DCGANGenerator(z_dim=4, hidden=4)
-    history = {"d_loss": [1.4, 1.3, 1.2], "g_loss": [0.7, 0.8, 0.9], "steps": 3, "cpu_seconds": 0.5}
+    history = {"d_loss": [1.4, 1.3, 1.2], "g_loss": [0.7, 0.8, 0.9], "steps": 3, "clock_seconds": 0.5}
     assert isinstance(gan_progress_figure(history, torch.rand(5, 1, 28, 28)), Figure)
     live = LiveGANPlot(g, n_samples=6)
     live.update(history)

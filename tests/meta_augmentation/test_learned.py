@@ -12,8 +12,10 @@ from metakit.meta_augmentation.learned import (
     Augmentation,
     AugmentedMAML,
     augmentation_optimizer,
+    format_differences,
     make_augmented,
     train_augmented,
+    train_policy,
 )
 
 
@@ -98,11 +100,11 @@ def test_training_moves_only_the_learned_policy(glyphs_background):
     torch.manual_seed(0)
     learned = make_augmented("learned", hidden=4)
     start = learned.augment.raw.detach().clone()
-    history = train_augmented(learned, glyphs_background, iterations=3, aug_lr=0.1, progress=False)
+    history = train_augmented(learned, glyphs_background, steps=3, aug_lr=0.1, progress=False)
     assert history["steps"] == 3 and len(history["traj_rotation"]) == 3
     assert not torch.equal(start, learned.augment.raw.detach())
     fixed = make_augmented("fixed", hidden=4)
-    history = train_augmented(fixed, glyphs_background, iterations=2, progress=False)
+    history = train_augmented(fixed, glyphs_background, steps=2, progress=False)
     assert history["traj_noise"] == []
     assert fixed.augment.policy()["rotation"] == pytest.approx(10.0, rel=1e-4)
 
@@ -122,4 +124,19 @@ def test_bad_input():
     with pytest.raises(ValueError, match="arm"):
         make_augmented("random")
     with pytest.raises(ValueError, match="aug_lr"):
-        train_augmented(make_augmented("learned", hidden=4), None, iterations=1, aug_lr=float("nan"))
+        train_augmented(make_augmented("learned", hidden=4), None, steps=1, aug_lr=float("nan"))
+
+
+def test_train_policy_refuses_bad_settings(glyphs_background, glyphs_evaluation):
+    for kwargs, match in [(dict(meta_lr=0.0), "meta_lr"), (dict(aug_lr=math.inf), "aug_lr"),
+                          (dict(seconds=-1.0), "seconds")]:
+        args = dict(meta_lr=1e-3, aug_lr=0.05, seconds=1.0) | kwargs
+        with pytest.raises(ValueError, match=match):
+            train_policy(glyphs_background, glyphs_evaluation, **args)
+
+
+def test_format_differences_fixed_values():
+    none = torch.tensor([0.5, 0.6] * 20, dtype=torch.float64)
+    accs = {("none", "glyphs"): none, ("fixed", "glyphs"): none, ("learned", "glyphs"): none + 0.1}
+    assert format_differences(accs) == ("  glyphs: learned - none +0.100 ± 0.000 (above no augmentation); "
+                                        "learned - fixed +0.100 ± 0.000")

@@ -124,7 +124,7 @@ def test_maml_probe_has_a_zero_step_score_and_train_nme_runs():
     sampler = NMESampler(data, n_way=5, k_shot=1, n_query=2, classes_per_label=4)
     torch.manual_seed(0)
     maml = make_nme_learner("maml", hidden=4)
-    history = train_nme(maml, sampler, iterations=2, meta_batch_size=2, progress=False)
+    history = train_nme(maml, sampler, steps=2, meta_batch_size=2, progress=False)
     assert history["steps"] == 2 and history["clock_seconds"] > 0
     scores = probe(maml, sampler, episodes=3, zero_steps=True)
     assert set(scores) == {"acc", "acc_shifted", "acc_0_steps"}
@@ -136,12 +136,14 @@ def test_metric_learners_and_bad_input():
     sampler = NMESampler(data, n_way=5, k_shot=1, n_query=2, classes_per_label=4)
     learner = make_nme_learner("protobias", hidden=4)
     assert isinstance(learner, BiasedPrototypicalNetwork)
-    history = train_nme(learner, sampler, iterations=2, progress=False)
+    history = train_nme(learner, sampler, steps=2, progress=False)
     assert history["steps"] == 2
     learner.fit_support(*sampler.sample()[:2])
     assert learner(sampler.sample()[2]).shape == (10, 5)
-    with pytest.raises(ValueError, match="iterations"):
-        train_nme(learner, sampler, seconds=1.0)
+    history = train_nme(learner, sampler, seconds=0.0, progress=False)  # metric learners take a time budget too
+    assert history["steps"] == 0
+    with pytest.raises(ValueError, match="budget"):
+        train_nme(learner, sampler)
     with pytest.raises(ValueError, match="kind"):
         make_nme_learner("snail")
     with pytest.raises(ValueError, match="shuffle"):
