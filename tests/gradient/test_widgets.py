@@ -1,9 +1,7 @@
 import pytest
-import torch
 from matplotlib.figure import Figure
 
 from metakit.gradient import family
-from metakit.gradient.family import make_algorithm
 from metakit.gradient.widgets import (
     FamilyTrainer,
     adaptation_explorer,
@@ -12,10 +10,7 @@ from metakit.gradient.widgets import (
     training_figure,
 )
 
-
-def tiny(name, **kw):
-    torch.manual_seed(0)
-    return make_algorithm(name, hidden=4, **kw)
+from .test_family import tiny
 
 
 def test_adaptation_figure_and_its_messages(glyphs_evaluation):
