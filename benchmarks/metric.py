@@ -9,38 +9,33 @@ glyph evaluation alphabets and on real Omniglot.
 
 Training: metakit.metric.experiments.TRAIN episodes (40-way 1-shot with 2 queries per class for the
 prototypical and matching networks, 20-way 1-shot with 5 for MetaOptNet, whose QP is slow at 40
-ways; 120 images a step for all; rotations as classes), Adam 1e-3. Testing: metakit.metric.experiments.SETTINGS, every method on the same episodes. Targets (issue 4):
-the prototypical network at least 0.98 on glyph 5-way 1-shot and 0.95 on 20-way 1-shot after at
-most 3 CPU-minutes. The last line printed is ``RESULT key=value ...``.
+ways; 120 images a step for all; rotations as classes), Adam 1e-3. Testing:
+metakit.metric.experiments.SETTINGS, every method on the same episodes (metakit.compare). Targets
+(issue 4): the prototypical network at least 0.98 on glyph 5-way 1-shot and 0.95 on 20-way 1-shot
+after at most 3 CPU-minutes. The last line printed is ``RESULT key=value ...``.
 """
-
-from __future__ import annotations
 
 import argparse
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import metakit  # noqa: E402
-from metakit.checkpoints import train_or_load  # noqa: E402
+from metakit.compare import compare, format_table  # noqa: E402
 from metakit.datasets import held_out_sets  # noqa: E402
-from metakit.episodes import EpisodeSampler  # noqa: E402
-from metakit.metric.experiments import NAMES, SETTINGS, TRAIN, compare, format_table, make_model  # noqa: E402
-from metakit.training import train_episodes  # noqa: E402
+from metakit.metric import experiments as metric  # noqa: E402
 
 TARGETS = {"proto_5w1s": 0.98, "proto_20w1s": 0.95}
-# Reported on full Omniglot (1200 training characters, hours on a GPU), for orientation only.
-PAPERS = {"proto": ("Snell et al. 2017", {"5w1s": 0.988, "5w5s": 0.997, "20w1s": 0.960}),
-          "matching": ("Vinyals et al. 2016", {"5w1s": 0.981, "5w5s": 0.989, "20w1s": 0.938})}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=None, help="training budget per method (default 150, 3 with --quick)")
-    parser.add_argument("--episodes", type=int, default=None, help="test episodes (default 600, 20 with --quick)")
+    parser.add_argument("--seconds", type=float, help="training budget per method (default 150, 3 with --quick)")
+    parser.add_argument("--episodes", type=int, help="test episodes (default 600, 20 with --quick)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
@@ -49,42 +44,25 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 150.0)
     episodes = args.episodes if args.episodes is not None else (20 if args.quick else 600)
-    progress = not args.no_progress
-    device = metakit.device(args.device)
-    start = time.perf_counter()
-
+    progress, device, start = not args.no_progress, metakit.device(args.device), time.perf_counter()
     background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
-    test_sets = held_out_sets(evaluation)
-    if "omniglot" not in test_sets:
+    if "omniglot" not in (test_sets := held_out_sets(evaluation)):
         print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")
 
-    models, trained = {}, {}
-    for method in ("proto", "matching", "metaopt"):
-        metakit.seed_everything(args.seed)
-        model = make_model(method).to(device)
-        sampler = EpisodeSampler(background, **TRAIN[method], device=device)
-        train = lambda m: train_episodes(m, sampler, lr=1e-3, seconds=seconds, progress=progress, device=device)  # noqa: E731
-        if args.save_checkpoints and not args.quick:
-            history = train_or_load(model, f"{method}-{TRAIN[method]['n_way']}way.pt", train, retrain=True)
-        else:
-            history = train(model)
-        models[method], trained[method] = model, history
-        print(f"{NAMES[method]}: {TRAIN[method]['n_way']}-way, {history['steps']} training episodes in {history['seconds']:.0f} s on {device}, "
-              f"last 50 query accuracy {sum(history['acc'][-50:]) / len(history['acc'][-50:]):.3f}", flush=True)
-
-    results = compare(models, test_sets, SETTINGS, episodes=episodes, seed=args.seed, device=device, progress=progress)
+    models, trained = metric.train_methods(background, seconds, seed=args.seed, device=device, progress=progress,
+                                           save_checkpoints=args.save_checkpoints and not args.quick)
+    for method, h in trained.items():
+        print(f"{metric.NAMES[method]}: {metric.TRAIN[method]['n_way']}-way, {h['steps']} training episodes in "
+              f"{h['seconds']:.0f} s on {device}, last 50 query accuracy "
+              f"{sum(h['acc'][-50:]) / len(h['acc'][-50:]):.3f}")
+    results = compare(models, test_sets, metric.SETTINGS, episodes=episodes, seed=args.seed, progress=progress,
+                      make_sampler=partial(metakit.EpisodeSampler, device=device))
     print(f"\naccuracy over {episodes} test episodes (mean±95% interval), all methods on the same episodes:")
-    print(format_table(results))
-    print("\ntraining: " + ", ".join(f"{NAMES[m]} {trained[m]['steps']} episodes / {trained[m]['seconds']:.0f} s"
-                                     for m in models))
-
+    print(format_table(results, metric.NAMES))
+    print("\ntraining: " + ", ".join(f"{metric.NAMES[m]} {h['steps']} episodes / {h['seconds']:.0f} s"
+                                     for m, h in trained.items()))
     print("\nreferences (papers, full Omniglot, trained for hours on a GPU) and our ratio on real Omniglot:")
-    for method, (paper, figures) in PAPERS.items():
-        cells = []
-        for setting, ref in figures.items():
-            ours = results.get((method, "omniglot", setting), {"acc": math.nan})["acc"]
-            cells.append(f"{setting} {ref:.3f} (x{ours / ref:.2f})")
-        print(f"  {NAMES[method]:<22} {paper}: " + ", ".join(cells))
+    print(metric.format_papers(results))
     get = lambda m, s, x: results.get((m, s, x), {"acc": math.nan})["acc"]  # noqa: E731
     figures = {"proto_5w1s": get("proto", "glyphs", "5w1s"), "proto_20w1s": get("proto", "glyphs", "20w1s"),
                "matching_5w1s": get("matching", "glyphs", "5w1s"), "metaopt_5w1s": get("metaopt", "glyphs", "5w1s"),

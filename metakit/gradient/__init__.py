@@ -4,9 +4,10 @@
   ``vmap_batchnorm``: the batch norm that ``vmap`` differentiates twice.
 - ``maml``, ``reptile``, ``anil``, ``metasgd``, ``mamlpp``: one algorithm each.
 - ``training``: ``meta_train`` and ``meta_evaluate``.
-- ``sinusoid``: notebook 02's regression experiments; ``family``: notebook 03's protocol (factory,
-  training regime, comparison, accuracy against inner steps, feature reuse).
-- ``widgets``: notebook 03's controls and figures.
+- ``sinusoid``: notebook 02's regression experiments; ``family``: notebook 03's experiments (factory,
+  training regime, test settings for :func:`metakit.compare.compare`, the benchmark's training and
+  target run, accuracy against inner steps, feature reuse, the Run button's train-and-test).
+- ``widgets``: notebook 03's controls and figures (they call ``family``).
 """
 
 from .anil import ANIL

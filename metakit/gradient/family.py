@@ -1,8 +1,10 @@
-"""The MAML family side by side: one factory, one training regime, one comparison protocol.
+"""The MAML family side by side: one factory, one training regime, and the experiments of
+notebook 03 (test settings for :func:`metakit.compare.compare`, accuracy against inner steps,
+feature reuse, the adaptation explorer's curves).
 
 Notebook 03 and ``benchmarks/maml_family.py`` both use these, so their tables are measured the
 same way: the same Conv-4 (BatchNorm on batch statistics), the same 5-way 1-shot training
-episodes, the same outer optimiser and wall-clock budget, and the same test episodes for all.
+episodes, the same outer optimiser and budget, and the same test episodes for all.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import torch
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from ..episodes import EpisodeSampler
+from ..checkpoints import train_or_load
+from ..compare import compare
+from ..episodes import EpisodeSampler, check_episode
 from ..models import Conv4
 from ..runtime import seed_everything
+from ..stats import format_ci
 from .anil import ANIL
 from .maml import MAML
 from .mamlpp import MAMLPlusPlus
@@ -46,6 +51,13 @@ SETTINGS = {
     "5w1s": dict(n_way=5, k_shot=1, n_query=15),
     "5w5s": dict(n_way=5, k_shot=5, n_query=15),
 }
+# Full Omniglot (1200 training characters, 60 000 meta-iterations of 32 tasks on a GPU), for
+# orientation only: (paper, 5-way 1-shot, 5-way 5-shot).
+PAPERS = {"maml": ("Finn et al. 2017", 0.987, 0.999), "fomaml": ("Finn et al. 2017", 0.983, 0.992),
+          "reptile": ("Nichol et al. 2018, transductive", 0.9768, 0.9948),
+          "anil": ("Raghu et al. 2020 (MiniImageNet only)", None, None),
+          "metasgd": ("Li et al. 2017", 0.9953, 0.9993), "mamlpp": ("Antoniou et al. 2019", 0.9947, 0.9993)}
+N_QUERY = 10  # queries per class in the widgets' test episodes: 10 shots + 10 queries fit 20 renderings
 
 
 def make_algorithm(name: str, n_way: int = 5, hidden: int = 64, **overrides):
@@ -69,58 +81,121 @@ def make_algorithm(name: str, n_way: int = 5, hidden: int = 64, **overrides):
     return cls(Conv4(hidden=hidden, out_features=n_way, track_running_stats=False), **config)
 
 
-def train(algorithm, dataset, seconds: float | None = None, iterations: int | None = None, progress: bool = True,
+def train(algorithm, dataset, seconds: float | None = None, steps: int | None = None, progress: bool = True,
           callback=None, clock=time.perf_counter, **episode) -> dict:
     """Meta-train on ``dataset`` with the family's regime (:data:`TRAIN` episodes, :data:`META`).
 
     Args:
+        seconds, steps, clock: the budget (:class:`~metakit.runtime.Budget`: wall clock by default,
+            ``time.process_time`` for CPU time).
         episode: overrides of :data:`TRAIN` (``n_way``, ``k_shot``, ``n_query``).
-        callback: passed to :func:`~metakit.gradient_training.meta_train` (live plots).
-        clock: what ``seconds`` counts (``time.process_time``: CPU time), as in ``meta_train``.
+        callback: passed to :func:`~metakit.gradient.training.meta_train` (live plots).
     Returns:
-        :func:`~metakit.gradient_training.meta_train`'s history.
+        :func:`~metakit.gradient.training.meta_train`'s history.
     """
     sampler = EpisodeSampler(dataset, **{**TRAIN, **episode})
-    return meta_train(algorithm, sampler, steps=iterations, seconds=seconds, progress=progress,
+    return meta_train(algorithm, sampler, steps=steps, seconds=seconds, progress=progress,
                       callback=callback, clock=clock, **META)
 
 
-def compare(algorithms: dict, test_sets: dict, settings: dict = SETTINGS, episodes: int = 600, seed: int = 0,
-            steps: int | None = None, progress: bool = True) -> dict:
-    """Accuracy of every algorithm on every test set and setting, all on the same episodes.
+def train_and_test(name: str, background, evaluation, *, n_way: int = 5, k_shot: int = 1, inner_lr: float = 0.4,
+                   inner_steps: int = 1, seconds: float = 30.0, callback=None, test_episodes: int = 100,
+                   seed: int = 0):
+    """Notebook 03's Run button: a fresh family member meta-trained on ``background`` with the
+    family's regime, then tested on ``test_episodes`` episodes of ``evaluation`` (N_QUERY queries).
 
-    Args:
-        algorithms: name -> trained family member.
-        test_sets: name -> dataset to draw test episodes from.
-        settings: name -> ``dict(n_way=, k_shot=, n_query=)``.
-        episodes: episodes per (algorithm, test set, setting).
-        seed: reseeds the sampler before each algorithm, so every one meets the same episodes.
-        steps: inner steps at test time (default: each algorithm's own ``inner_steps``).
     Returns:
-        ``{(algorithm, test set, setting): {"acc", "ci95", "ms"}}`` (``ms`` per episode, adaptation
-        and sampling included), the layout :func:`metakit.metric.format_table` prints.
+        ``(algorithm, history, (acc, ci95))``. Impossible episodes and bad rates raise
+        ``ValueError`` before any training.
     """
-    results = {}
-    jobs = [(a, t, s) for t in test_sets for s in settings for a in algorithms]
-    for name, set_name, setting in tqdm(jobs, desc="testing", disable=not progress):
+    check_episode(background, n_way, k_shot, TRAIN["n_query"])
+    check_episode(evaluation, n_way, k_shot, N_QUERY)
+    algorithm = make_algorithm(name, n_way=n_way, inner_lr=inner_lr, inner_steps=inner_steps)
+    history = train(algorithm, background, seconds=seconds, callback=callback, n_way=n_way, k_shot=k_shot)
+    seed_everything(seed)
+    sampler = EpisodeSampler(evaluation, n_way, k_shot, N_QUERY)
+    return algorithm, history, meta_evaluate(algorithm, sampler, episodes=test_episodes)
+
+
+def train_family(names, background, seconds: float, seed: int = 0, progress: bool = True,
+                 save_checkpoints: bool = False, clock=time.perf_counter) -> tuple[dict, dict]:
+    """Each named member made fresh (seeded) and meta-trained for the same budget, as
+    ``benchmarks/maml_family.py`` does; ``save_checkpoints`` writes ``family-<name>.pt``.
+
+    Returns:
+        ``(algorithms, histories)``, both keyed by name.
+    """
+    algorithms, histories = {}, {}
+    for name in names:
         seed_everything(seed)
-        sampler = EpisodeSampler(test_sets[set_name], **settings[setting])
-        start = time.perf_counter()
-        acc, ci95 = meta_evaluate(algorithms[name], sampler, episodes=episodes, steps=steps)
-        results[name, set_name, setting] = {"acc": acc, "ci95": ci95,
-                                            "ms": 1000 * (time.perf_counter() - start) / episodes}
-    return results
+        algorithms[name] = make_algorithm(name)
+        run = lambda a: train(a, background, seconds=seconds, progress=progress, clock=clock)  # noqa: E731
+        histories[name] = (train_or_load(algorithms[name], f"family-{name}.pt", run, retrain=True)
+                           if save_checkpoints else run(algorithms[name]))
+    return algorithms, histories
+
+
+def target_run(background, evaluation, cpu_seconds: float, episodes: int = 600, seed: int = 0,
+               progress: bool = True) -> dict:
+    """A fresh MAML meta-trained for ``cpu_seconds`` of this process's CPU time (a busy machine
+    does not shorten it), tested on glyph 5-way 1-shot episodes.
+
+    Returns:
+        ``{"acc", "ci95", "accs", "ms", "history"}``.
+    """
+    seed_everything(seed)
+    maml = make_algorithm("maml")
+    history = train(maml, background, seconds=cpu_seconds, progress=progress, clock=time.process_time)
+    result = compare({"maml": maml}, {"glyphs": evaluation}, {"5w1s": SETTINGS["5w1s"]}, episodes=episodes, seed=seed,
+                     progress=False)["maml", "glyphs", "5w1s"]
+    return {**result, "history": history}
+
+
+def format_training(histories: dict) -> str:
+    """One line per trained member: meta-iterations, time, and its last 100 training queries' accuracy."""
+    return "\n".join(f"{NAMES[name]}: {h['steps']} meta-iterations in {h['seconds']:.0f} s "
+                     f"({1000 * h['seconds'] / h['steps']:.0f} ms each), last 100 query accuracy "
+                     f"{sum(h['acc'][-100:]) / len(h['acc'][-100:]):.3f}" for name, h in histories.items())
+
+
+def format_target(target: dict, goal: float = 0.95, cpu_limit: float = 600) -> str:
+    """:func:`target_run`'s figures and whether MAML reached ``goal`` within ``cpu_limit`` CPU-seconds."""
+    h = target["history"]
+    verdict = "met" if target["acc"] >= goal and h["clock_seconds"] <= cpu_limit else "MISSED"
+    return (f"target run: MAML meta-trained for {h['clock_seconds']:.0f} CPU-seconds ({h['steps']} meta-iterations, "
+            f"{h['seconds']:.0f} s of wall clock, {torch.get_num_threads()} thread(s)): glyph 5w1s "
+            f"{format_ci(target['acc'], target['ci95'])} over {len(target['accs'])} episodes; target >= {goal} within "
+            f"{cpu_limit / 60:.0f} CPU-minutes: {verdict}")
+
+
+def format_papers(results: dict, names) -> str:
+    """The papers' full-Omniglot figures and our ratio on real Omniglot, 5w1s / 5w5s (nan without it)."""
+    lines = []
+    for name in names:
+        paper, one, five = PAPERS[name]
+        if one is None:
+            lines.append(f"  {NAMES[name]:<9} {paper}")
+            continue
+        ours = [results.get((name, "omniglot", s), {"acc": math.nan})["acc"] for s in SETTINGS]
+        lines.append(f"  {NAMES[name]:<9} {paper}: {one:.3f} (x{ours[0] / one:.2f}) / "
+                     f"{five:.3f} (x{ours[1] / five:.2f})")
+    return "\n".join(lines)
 
 
 def format_summary(results: dict, histories: dict) -> str:
-    """One row per algorithm: meta-training iterations and time, then ``acc±ci95`` per (test set, setting)."""
+    """One row per algorithm: meta-training iterations and time, then ``acc±ci95`` per (test set, setting).
+
+    Args:
+        results: :func:`metakit.compare.compare`'s output.
+        histories: name -> :func:`train`'s history.
+    """
     columns = list(dict.fromkeys(k[1:] for k in results))
     head = f"{'algorithm':<9} {'meta-its':>8} {'train s':>7} {'ms/it':>6}  " + "  ".join(
         f"{s + ' ' + x:>15}" for s, x in columns)
     lines = [head]
     for name in dict.fromkeys(k[0] for k in results):
         h = histories[name]
-        cells = [f"{results[name, s, x]['acc']:.4f}±{results[name, s, x]['ci95']:.4f}" for s, x in columns]
+        cells = [format_ci(results[name, s, x]["acc"], results[name, s, x]["ci95"]) for s, x in columns]
         lines.append(f"{NAMES.get(name, name):<9} {h['steps']:>8} {h['seconds']:>7.0f} "
                      f"{1000 * h['seconds'] / max(h['steps'], 1):>6.0f}  " + "  ".join(f"{c:>15}" for c in cells))
     return "\n".join(lines)
@@ -153,6 +228,43 @@ def accuracy_vs_steps(algorithms: dict, dataset, steps=(0, 1, 2, 3, 5, 10), epis
             curve["ci95"].append(ci95)
         curves[name] = curve
     return curves
+
+
+def adaptation_curve(algorithm, dataset, k_shot: int, inner_steps: int, inner_lr: float | None = None,
+                     episodes: int = 10, seed: int = 0, n_query: int = N_QUERY) -> dict:
+    """Query accuracy and support loss after each inner step, over ``episodes`` test episodes.
+
+    Args:
+        algorithm: a trained family member (its head fixes ``n_way``).
+        inner_lr: the step size for algorithms with one fixed rate (None: the trained one); Meta-SGD
+            and MAML++ adapt with their learned rates.
+    Returns:
+        ``{"acc": (episodes, steps + 1), "support_loss": (episodes, steps)}`` tensors.
+    """
+    if inner_steps < 0 or inner_steps > 50:
+        raise ValueError(f"inner_steps must be between 0 and 50; got {inner_steps!r}.")
+    if inner_lr is not None and not (inner_lr > 0 and math.isfinite(inner_lr)):
+        raise ValueError(f"inner_lr must be a positive number; got {inner_lr!r}.")
+    n_way = algorithm.model.head.out_features
+    check_episode(dataset, n_way, k_shot, n_query)
+    seed_everything(seed)
+    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
+    trained_lr, was_training, accs, losses = algorithm.inner_lr, algorithm.training, [], []
+    algorithm.eval()
+    try:
+        if inner_lr is not None:
+            algorithm.inner_lr = inner_lr
+        for _ in range(episodes):
+            x_support, y_support, x_query, y_query = sampler.sample()
+            path, support = algorithm.adaptation_path(x_support, y_support, steps=inner_steps)
+            with torch.no_grad():
+                accs.append([(algorithm.predict(p, x_query).argmax(-1) == y_query).float().mean().item()
+                             for p in path])
+            losses.append(support.tolist())
+    finally:
+        algorithm.inner_lr = trained_lr
+        algorithm.train(was_training)
+    return {"acc": torch.tensor(accs), "support_loss": torch.tensor(losses).reshape(episodes, inner_steps)}
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -64,7 +64,7 @@ def default_vectorize(model) -> bool:
         if isinstance(model, nn.Module) else True
 
 
-def _rates(inner_lr, per_param_lr, per_step_lr, steps: int) -> Callable[[str, int], object]:
+def step_rates(inner_lr, per_param_lr, per_step_lr, steps: int) -> Callable[[str, int], object]:
     """``rate(name, k)``: the learning rate of parameter ``name`` at inner step ``k`` (0-based)."""
     if isinstance(inner_lr, dict):  # a dict of tensors is Meta-SGD's per-parameter rates
         per_param_lr, inner_lr = {**inner_lr, **(per_param_lr or {})}, None
@@ -125,7 +125,7 @@ def inner_loop(forward: Forward, params: dict, x_support, y_support, *, steps: i
     return path, torch.stack(losses) if losses else torch.zeros(0)
 
 
-def _check_finite(support_losses, inner_lr, per_param_lr, per_step_lr) -> None:
+def check_finite(support_losses, inner_lr, per_param_lr, per_step_lr) -> None:
     """Raise FloatingPointError naming the first inner step whose loss is not finite."""
     finite = torch.isfinite(support_losses.detach())  # (..., steps)
     if not bool(finite.all()):
@@ -161,10 +161,10 @@ def adapt(model, params: dict, x_support, y_support, *, inner_lr, steps: int, lo
         FloatingPointError: when an inner loss or an adapted parameter is not finite.
     """
     forward = functional_forward(model) if isinstance(model, nn.Module) else model
-    rate = _rates(inner_lr, per_param_lr, per_step_lr, steps)
+    rate = step_rates(inner_lr, per_param_lr, per_step_lr, steps)
     path, losses = inner_loop(forward, params, x_support, y_support, steps=steps, rate=rate, loss_fn=loss_fn,
                               first_order=first_order, only=only)
-    _check_finite(losses, inner_lr, per_param_lr, per_step_lr)
+    check_finite(losses, inner_lr, per_param_lr, per_step_lr)
     adapted = path[-1] if path else params
     if path and not all(bool(torch.isfinite(p).all()) for p in adapted.values()):
         raise FloatingPointError(f"The adapted parameters stopped being finite at step {steps} with "
@@ -193,7 +193,7 @@ def meta_loss(model, params: dict, tasks, *, inner_lr, steps: int, loss_fn=F.cro
     """
     forward = functional_forward(model) if isinstance(model, nn.Module) else model
     vectorize = default_vectorize(model) if vectorize is None else vectorize
-    rate = _rates(inner_lr, per_param_lr, per_step_lr, steps)
+    rate = step_rates(inner_lr, per_param_lr, per_step_lr, steps)
 
     def task_loss(params, x_support, y_support, x_query, y_query):
         path, support_losses = inner_loop(forward, params, x_support, y_support, steps=steps, rate=rate,
@@ -215,7 +215,7 @@ def meta_loss(model, params: dict, tasks, *, inner_lr, steps: int, loss_fn=F.cro
         results = [task_loss(params, *(t[i] for t in tasks)) for i in range(len(tasks[0]))]
         query, support_losses, outputs = (torch.stack([r[j] for r in results]) for j in range(3))
         adapted = {n: torch.stack([r[3][n] for r in results]) for n in results[0][3]}
-    _check_finite(support_losses, inner_lr, per_param_lr, per_step_lr)  # (T, steps)
+    check_finite(support_losses, inner_lr, per_param_lr, per_step_lr)  # (T, steps)
     loss = query.mean()
     if not bool(torch.isfinite(loss.detach())):
         raise FloatingPointError(f"The query loss became {loss.item()} after {steps} inner step(s) with "

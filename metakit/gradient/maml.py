@@ -120,14 +120,14 @@ class MAML(nn.Module):
         steps = self.inner_steps if steps is None else steps
         kwargs = dict(self.inner_kwargs(steps))
         only = kwargs.pop("only", None)
-        rate = gradient._rates(kwargs.pop("inner_lr"), kwargs.pop("per_param_lr", None),
-                               kwargs.pop("per_step_lr", None), steps)
+        rate = gradient.step_rates(kwargs.pop("inner_lr"), kwargs.pop("per_param_lr", None),
+                                   kwargs.pop("per_step_lr", None), steps)
         with torch.no_grad():
             params = {n: p.detach() for n, p in self.init_params().items()}
             path, losses = gradient.inner_loop(self.forward_fn(), params, x_support, y_support, steps=steps,
                                                rate=rate, loss_fn=self.loss_fn or task_loss_fn(y_support),
                                                first_order=True, only=only)
-        gradient._check_finite(losses, self.inner_lr, None, None)
+        gradient.check_finite(losses, self.inner_lr, None, None)
         if path and not all(bool(torch.isfinite(p).all()) for p in path[-1].values()):
             raise FloatingPointError(f"The adapted parameters stopped being finite at step {steps}; lower inner_lr.")
         return [params, *path], losses

@@ -7,11 +7,14 @@ import time
 
 import torch
 import torch.nn.functional as F
+from matplotlib import cm
+from matplotlib.figure import Figure
 from torch import nn
 from torch.func import functional_call, grad
-from tqdm.auto import tqdm
 
 from ..datasets import SinusoidTasks
+from ..runtime import Budget
+from ..stats import mean_ci
 
 X_PLOT = torch.linspace(-5, 5, 200)[:, None]  # (200, 1) where the curves are drawn
 
@@ -22,29 +25,27 @@ def sinusoid_mlp(hidden: int = 40) -> nn.Sequential:
 
 
 def train_pretrained(model: nn.Module, *, tasks: SinusoidTasks | None = None, lr: float = 1e-3,
-                     meta_batch_size: int = 25, k_shot: int = 10, iterations: int | None = None,
-                     seconds: float | None = None, progress: bool = True) -> dict:
+                     meta_batch_size: int = 25, k_shot: int = 10, steps: int | None = None,
+                     seconds: float | None = None, progress: bool = True, clock=time.perf_counter) -> dict:
     """The paper's baseline: one regressor trained on points from all tasks at once, with no
-    adaptation in training (Adam on the mean squared error of each batch of tasks' points)."""
-    if iterations is None and seconds is None:
-        raise ValueError("Give a budget: seconds=..., iterations=..., or both.")
+    adaptation in training (Adam on the mean squared error of each batch of tasks' points).
+
+    Args:
+        steps, seconds, clock: the budget (:class:`~metakit.runtime.Budget`; wall clock by default).
+    Returns:
+        ``{"loss": [per step], "steps", "seconds", "clock_seconds"}``.
+    """
     tasks = tasks or SinusoidTasks()
+    budget = Budget(steps, seconds, clock=clock, desc="pretraining", progress=progress)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    history, start = {"loss": [], "iterations": 0}, time.perf_counter()
-    bar = tqdm(total=iterations or round(seconds), desc="pretraining", disable=not progress)
-    while (iterations is None or history["iterations"] < iterations) and \
-            (seconds is None or time.perf_counter() - start < seconds):
+    for _ in budget:
         x, y, *_ = tasks.sample(meta_batch_size, k_shot, 1)
         loss = F.mse_loss(model(x.reshape(-1, 1)), y.reshape(-1, 1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        history["loss"].append(loss.item())
-        history["iterations"] += 1
-        bar.update(1 if iterations else min(time.perf_counter() - start, seconds) - bar.n)
-    bar.close()
-    history["seconds"] = time.perf_counter() - start
-    return history
+        budget.log(loss=loss.item())
+    return {**budget.history, **budget.summary()}
 
 
 def finetune_path(model: nn.Module, x_support, y_support, *, inner_lr: float, steps: int, x_eval=X_PLOT):
@@ -82,7 +83,7 @@ def mse_after_steps(models: dict, *, k_shot: int, inner_lr: float, steps=(1, 5, 
     and number of steps, all models on the same tasks.
 
     Returns:
-        ``{(model name, steps): (mean mse, 95% half-width)}``.
+        ``{(model name, steps): (mean mse, 95% half-width)}`` (:func:`metakit.stats.mean_ci`).
     """
     g = torch.Generator().manual_seed(seed)
     xs, ys, xq, yq, *_ = SinusoidTasks().sample(n_tasks, k_shot, n_query, generator=g)
@@ -91,7 +92,7 @@ def mse_after_steps(models: dict, *, k_shot: int, inner_lr: float, steps=(1, 5, 
         errs = torch.stack([((finetune_path(model, xs[t], ys[t], inner_lr=inner_lr, steps=max(steps), x_eval=xq[t])
                               - yq[t]) ** 2).mean((1, 2)) for t in range(n_tasks)])  # (n_tasks, max+1)
         for s in steps:
-            out[name, s] = (errs[:, s].mean().item(), 1.96 * errs[:, s].std().item() / n_tasks ** 0.5)
+            out[name, s] = mean_ci(errs[:, s])
     return out
 
 
@@ -99,9 +100,6 @@ def adaptation_figure(models: dict, k_shot: int, inner_lr: float, inner_steps: i
                       phase: float, seed: int = 0):
     """Notebook 02's widget callback: each model fine-tuned on ``k_shot`` points of one sine,
     a curve per step, next to the true function."""
-    from matplotlib import cm
-    from matplotlib.figure import Figure
-
     if k_shot < 1:
         raise ValueError(f"k_shot must be at least 1; k_shot={k_shot} was asked.")
     g = torch.Generator().manual_seed(seed)

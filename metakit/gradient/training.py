@@ -8,6 +8,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from ..compare import episode_accuracy
 from ..runtime import Budget
 from ..stats import mean_ci
 from ..training import model_device
@@ -101,7 +102,8 @@ def meta_evaluate(algorithm, sampler, episodes: int = 600, steps: int | None = N
         steps: inner steps at test time (default: the algorithm's ``inner_steps``).
         progress: show a tqdm bar.
     Returns:
-        ``(mean_acc, ci95)`` (:func:`metakit.stats.mean_ci` of the per-episode accuracies).
+        ``(mean_acc, ci95)`` (:func:`metakit.stats.mean_ci` of the per-episode accuracies, each
+        :func:`metakit.compare.episode_accuracy`).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1; got {episodes!r}.")
@@ -111,10 +113,7 @@ def meta_evaluate(algorithm, sampler, episodes: int = 600, steps: int | None = N
     accs = []
     try:
         for _ in tqdm(range(episodes), desc="evaluating", unit="episode", disable=not progress, leave=False):
-            x_support, y_support, x_query, y_query = (t.to(device) for t in sampler.sample())
-            params = algorithm.adapt(x_support, y_support, steps=steps)
-            with torch.no_grad():
-                accs.append((algorithm.predict(params, x_query).argmax(-1) == y_query).float().mean().item())
+            accs.append(episode_accuracy(algorithm, *(t.to(device) for t in sampler.sample()), steps=steps))
     finally:
         algorithm.train(was_training)
     return mean_ci(accs)

@@ -7,21 +7,13 @@ values raise ``ValueError`` or ``FloatingPointError``, which the widgets show as
 
 from __future__ import annotations
 
-import math
-
 import ipywidgets as W
-import torch
 from matplotlib.figure import Figure
 
-from ..episodes import EpisodeSampler, check_episode
-from ..runtime import seed_everything
 from ..widgets import Explorer, RunPanel, figure_png
-from .family import FAMILY, NAMES, TRAIN, make_algorithm, train
+from .family import FAMILY, NAMES, adaptation_curve, train_and_test
 from .mamlpp import MAMLPlusPlus
 from .metasgd import MetaSGD
-from .training import meta_evaluate
-
-N_QUERY = 10  # queries per class in the widgets' test episodes: 10 shots + 10 queries fit 20 renderings
 
 
 def running_mean(values, window: int = 50) -> list[float]:
@@ -37,7 +29,7 @@ def training_figure(histories: dict, window: int = 50) -> Figure:
     """Query loss and accuracy after adaptation against meta-training time, one line per history.
 
     Args:
-        histories: name -> :func:`~metakit.gradient_training.meta_train` history (or the info a
+        histories: name -> :func:`~metakit.gradient.training.meta_train` history (or the info a
             checkpoint kept of it: ``loss``, ``acc``, ``seconds``).
     """
     fig = Figure(figsize=(10, 3.4))
@@ -58,7 +50,7 @@ def training_figure(histories: dict, window: int = 50) -> Figure:
 
 
 def steps_figure(curves: dict, trained_steps: dict | None = None) -> Figure:
-    """Test accuracy against the number of inner steps at test time (:func:`metakit.family.accuracy_vs_steps`)."""
+    """Test accuracy against the number of inner steps at test time (:func:`metakit.gradient.family.accuracy_vs_steps`)."""
     fig = Figure(figsize=(6.5, 3.8))
     ax = fig.subplots()
     for name, c in curves.items():
@@ -74,43 +66,6 @@ def steps_figure(curves: dict, trained_steps: dict | None = None) -> Figure:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
-
-
-def adaptation_curve(algorithm, dataset, k_shot: int, inner_steps: int, inner_lr: float | None = None,
-                     episodes: int = 10, seed: int = 0, n_query: int = N_QUERY) -> dict:
-    """Query accuracy and support loss after each inner step, over ``episodes`` test episodes.
-
-    Args:
-        algorithm: a trained family member (its head fixes ``n_way``).
-        inner_lr: the step size for algorithms with one fixed rate (None: the trained one); Meta-SGD
-            and MAML++ adapt with their learned rates.
-    Returns:
-        ``{"acc": (episodes, steps + 1), "support_loss": (episodes, steps)}`` tensors.
-    """
-    if inner_steps < 0 or inner_steps > 50:
-        raise ValueError(f"inner_steps must be between 0 and 50; got {inner_steps!r}.")
-    if inner_lr is not None and not (inner_lr > 0 and math.isfinite(inner_lr)):
-        raise ValueError(f"inner_lr must be a positive number; got {inner_lr!r}.")
-    n_way = algorithm.model.head.out_features
-    check_episode(dataset, n_way, k_shot, n_query)
-    seed_everything(seed)
-    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
-    trained_lr, was_training, accs, losses = algorithm.inner_lr, algorithm.training, [], []
-    algorithm.eval()
-    try:
-        if inner_lr is not None:
-            algorithm.inner_lr = inner_lr
-        for _ in range(episodes):
-            x_support, y_support, x_query, y_query = sampler.sample()
-            path, support = algorithm.adaptation_path(x_support, y_support, steps=inner_steps)
-            with torch.no_grad():
-                accs.append([(algorithm.predict(p, x_query).argmax(-1) == y_query).float().mean().item()
-                             for p in path])
-            losses.append(support.tolist())
-    finally:
-        algorithm.inner_lr = trained_lr
-        algorithm.train(was_training)
-    return {"acc": torch.tensor(accs), "support_loss": torch.tensor(losses).reshape(episodes, inner_steps)}
 
 
 def adaptation_figure(algorithms: dict, dataset, algorithm: str, k_shot: int, inner_steps: int, inner_lr: float,
@@ -176,17 +131,12 @@ class FamilyTrainer(RunPanel):
         }, rows=[["algorithm", "n_way", "k_shot"], ["inner_lr", "inner_steps", "seconds"]])
 
     def _train(self, algorithm, n_way, k_shot, inner_lr, inner_steps, seconds):
-        check_episode(self.background, n_way, k_shot, TRAIN["n_query"])
-        check_episode(self.evaluation, n_way, k_shot, N_QUERY)
-        alg = make_algorithm(algorithm, n_way=n_way, inner_lr=inner_lr, inner_steps=inner_steps)
-
         def redraw(history):
             self.image.value = figure_png(training_figure({algorithm: history}, window=20))
 
-        history = train(alg, self.background, seconds=seconds, callback=redraw, n_way=n_way, k_shot=k_shot)
-        seed_everything(0)
-        acc = meta_evaluate(alg, EpisodeSampler(self.evaluation, n_way, k_shot, N_QUERY), episodes=self.test_episodes)
-        return alg, history, acc
+        return train_and_test(algorithm, self.background, self.evaluation, n_way=n_way, k_shot=k_shot,
+                              inner_lr=inner_lr, inner_steps=inner_steps, seconds=seconds, callback=redraw,
+                              test_episodes=self.test_episodes)
 
     def run(self):
         """Train with the current control values; a learner's error becomes a message."""

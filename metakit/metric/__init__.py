@@ -2,8 +2,9 @@
 
 - ``protonet``, ``matching``, ``metaoptnet``: one method each, on
   :class:`~metakit.fewshot.FewShotClassifier`.
-- ``experiments``: the factory, training regime and comparison table of notebook 04.
-- ``widgets``: notebook 04's controls and figures.
+- ``experiments``: notebook 04's factory, training regime, test settings for
+  :func:`metakit.compare.compare`, live accuracy and 2-D embedding view.
+- ``widgets``: notebook 04's controls and figures (they call ``experiments``).
 """
 
 from .matching import MatchingNetwork

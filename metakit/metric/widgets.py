@@ -5,12 +5,14 @@ Run button that trains a new one. Callbacks are plain functions returning a Figu
 from __future__ import annotations
 
 import ipywidgets as W
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-from ..episodes import EpisodeSampler, sample_episode
-from ..runtime import seed_everything
-from ..training import train_episodes
+from ..stats import mean_ci
 from ..widgets import Explorer, RunPanel, new_episode_button, run_safely  # noqa: F401 (notebook 04 calls it from here)
-from .experiments import make_model
+from .experiments import embedding_2d, episode_accuracies, make_model
+from .experiments import train as metric_train
 
 
 def _trained(models: dict, method: str, train_ways: int):
@@ -34,32 +36,10 @@ def metric_accuracy_figure(models: dict, datasets: dict, method: str, train_ways
     Returns:
         A Figure: the histogram of per-episode accuracy with its mean, 95% interval and chance.
     """
-    import math
-
-    import numpy as np
-    import torch
-    from matplotlib.figure import Figure
-
-
     model = _trained(models, method, train_ways)
-    seed_everything(seed)
-    sampler = EpisodeSampler(datasets[dataset], n_way, k_shot, n_query=5)
-    old = getattr(model, "distance", None)
-    if old is not None:
-        model.distance = distance
-    accs = []
-    try:
-        model.eval()
-        with torch.no_grad():
-            for _ in range(episodes):
-                x_support, y_support, x_query, y_query = sampler.sample()
-                model.fit_support(x_support, y_support)
-                accs.append((model(x_query).argmax(1) == y_query).float().mean().item())
-    finally:
-        if old is not None:
-            model.distance = old
-    accs = np.array(accs)
-    mean, ci = accs.mean(), 1.96 * accs.std() / math.sqrt(len(accs))
+    accs = episode_accuracies(model, datasets[dataset], n_way, k_shot, n_query=5, episodes=episodes, seed=seed,
+                              distance=distance)
+    mean, ci = mean_ci(accs)
     fig = Figure(figsize=(6, 2.8), layout="constrained")
     ax = fig.subplots()
     ax.hist(accs, bins=np.linspace(0, 1, 21), color="#4878a8")
@@ -67,7 +47,7 @@ def metric_accuracy_figure(models: dict, datasets: dict, method: str, train_ways
     ax.axvline(1 / n_way, color="gray", ls=":", label=f"chance {1 / n_way:.3f}")
     ax.set_xlabel("query accuracy of one episode")
     ax.set_ylabel("episodes")
-    extra = f", {distance} distance" if old is not None else ""
+    extra = f", {distance} distance" if hasattr(model, "distance") else ""
     ax.set_title(f"{method} trained {train_ways}-way, tested {n_way}-way {k_shot}-shot on {dataset}{extra}", fontsize=9)
     ax.legend(fontsize=8, loc="upper left")
     return fig
@@ -83,23 +63,9 @@ def embedding_figure(models: dict, datasets: dict, method: str, dataset: str, n_
     approximation of what it does in the full 64 dimensions. Queries the full model gets wrong
     are circled in red.
     """
-    import torch
-    from matplotlib.figure import Figure
-
-
-    model = _trained(models, method, train_ways)
-    seed_everything(seed)
-    x_support, y_support, x_query, y_query = sample_episode(datasets[dataset], n_way, k_shot, n_query)
-    model.eval()
-    with torch.no_grad():
-        model.fit_support(x_support, y_support)
-        wrong = model(x_query).argmax(1) != y_query
-        z = model.backbone(torch.cat([x_support, x_query]))       # (n_support + n_query_total, D)
-    centre = z.mean(0)
-    _, _, v = torch.linalg.svd(z - centre, full_matrices=False)
-    p = (z - centre) @ v[:2].T                                    # (N, 2)
-    ps, pq = p[: len(y_support)], p[len(y_support):]
-    protos = torch.stack([ps[y_support == c].mean(0) for c in range(n_way)])
+    view = embedding_2d(_trained(models, method, train_ways), datasets[dataset], n_way, k_shot, n_query, seed=seed)
+    p, ps, pq, protos = view["points"], view["support"], view["query"], view["prototypes"]
+    y_support, y_query, wrong = view["y_support"], view["y_query"], view["wrong"]
     lo, hi = p.min(0).values, p.max(0).values
     pad = 0.1 * (hi - lo)
     gx, gy = torch.meshgrid(torch.linspace(lo[0] - pad[0], hi[0] + pad[0], 200),
@@ -146,10 +112,10 @@ class MetricTrainer(RunPanel):
         """Train with the current control values; a learner's error becomes a message."""
 
         def train(method, train_ways, seconds, lr):
-            sampler = EpisodeSampler(self.dataset, train_ways, 1, n_query=2, rotations=True)
             model = make_model(method)
-            history = train_episodes(model, sampler, lr=lr, seconds=seconds)
-            return model, history
+            # the same episode size for every method here: 1 shot, 2 queries per class, rotations
+            return model, metric_train(model, self.dataset, n_way=train_ways, k_shot=1, n_query=2, rotations=True,
+                                       lr=lr, seconds=seconds)
 
         values = self.values
         result = self.call(train, **values)

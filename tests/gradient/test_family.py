@@ -5,19 +5,17 @@ import torch
 from helpers import image_tasks, random_episode
 from matplotlib.figure import Figure
 
+from metakit.compare import compare, format_table
 from metakit.gradient import family
-from metakit.gradient.family import accuracy_vs_steps, compare, feature_reuse, linear_cka, make_algorithm
-from metakit.gradient.training import meta_train
-from metakit.gradient.widgets import (
-    FamilyTrainer,
+from metakit.gradient.family import (
+    accuracy_vs_steps,
     adaptation_curve,
-    adaptation_explorer,
-    adaptation_figure,
-    running_mean,
-    steps_figure,
-    training_figure,
+    feature_reuse,
+    linear_cka,
+    make_algorithm,
 )
-from metakit.metric.experiments import format_table
+from metakit.gradient.training import meta_train
+from metakit.gradient.widgets import steps_figure
 
 
 def tiny(name, **kw):
@@ -51,7 +49,7 @@ def test_compare_puts_every_algorithm_on_the_same_episodes(glyphs_evaluation):
 
 def test_meta_train_calls_back_with_the_history(glyphs_background):
     seen = []
-    history = family.train(tiny("anil"), glyphs_background, iterations=3, progress=False,
+    history = family.train(tiny("anil"), glyphs_background, steps=3, progress=False,
                            callback=lambda h: seen.append(len(h["loss"])))
     assert history["steps"] == 3 and seen and seen[-1] == 3
 
@@ -110,50 +108,13 @@ def test_adaptation_path_starts_at_theta_and_lowers_the_support_loss():
         tiny("maml", inner_lr=1e20).adaptation_path(x_support, y_support, steps=4)
 
 
-def test_adaptation_figure_and_its_messages(glyphs_evaluation):
-    algs = {"maml": tiny("maml"), "mamlpp": tiny("mamlpp"), "metasgd": tiny("metasgd")}
-    curve = adaptation_curve(algs["maml"], glyphs_evaluation, k_shot=1, inner_steps=3, episodes=2)
+def test_adaptation_curve_restores_the_rate(glyphs_evaluation):
+    alg = tiny("maml")
+    curve = adaptation_curve(alg, glyphs_evaluation, k_shot=1, inner_steps=3, inner_lr=0.1, episodes=2)
     assert curve["acc"].shape == (2, 4) and curve["support_loss"].shape == (2, 3)
-    assert algs["maml"].inner_lr == 0.4  # restored after a test-time override
-    for name in algs:
-        assert isinstance(adaptation_figure(algs, glyphs_evaluation, name, 1, 2, 0.1, episodes=2), Figure)
-    explorer = adaptation_explorer(algs, glyphs_evaluation)
-    assert explorer.message.value == "" and explorer.image.value
-    picture = explorer.image.value
-    explorer.controls["algorithm"].value = "mamlpp"
-    explorer.controls["inner_steps"].value = 5
-    assert "MAML++ learned one rate per step" in explorer.message.value and explorer.image.value  # last plot kept
-    explorer.controls["algorithm"].value = "maml"
-    explorer.controls["inner_lr"].value = 10 ** 1.5
-    explorer.controls["inner_steps"].value = 10
-    assert explorer.image.value != picture or "Not possible" in explorer.message.value
-    with pytest.raises(ValueError, match="no trained"):
-        adaptation_figure(algs, glyphs_evaluation, "reptile", 1, 1, 0.1)
-
-
-def test_family_trainer_trains_plots_and_reports_errors(glyphs_background, glyphs_evaluation, monkeypatch):
-    monkeypatch.setattr(family, "make_algorithm", lambda name, **kw: tiny(name, **kw))
-    import metakit.gradient.widgets as fw
-    monkeypatch.setattr(fw, "make_algorithm", lambda name, **kw: tiny(name, **kw))
-    algorithms = {}
-    trainer = FamilyTrainer(glyphs_background, glyphs_evaluation, algorithms, seconds=1.0, test_episodes=2)
-    trainer.controls["algorithm"].value = "anil"
-    trainer.controls["n_way"].value = 3
-    history = trainer.run()
-    assert history["steps"] >= 1 and trainer.image.value
-    assert "anil (yours)" in algorithms and "test accuracy" in trainer.message.value
-    trainer.controls["inner_lr"].value = 10 ** 1.5
-    trainer.controls["inner_steps"].value = 5
-    trainer.controls["algorithm"].value = "maml"
-    monkeypatch.setattr(fw, "make_algorithm", lambda name, **kw: tiny(name, **{**kw, "inner_lr": 1e20}))
-    assert trainer.run() is None and "Not possible" in trainer.message.value
-    assert not trainer.button.disabled
-
-
-def test_figures_from_histories():
-    assert running_mean([1, 2, 3, 4], window=2) == [1, 1.5, 2.5, 3.5]
-    history = {"loss": [1.0, 0.5, 0.25], "acc": [0.2, 0.5, 0.9], "seconds": 3.0}
-    assert isinstance(training_figure({"maml": history, "empty": {"seconds": 0}}), Figure)
+    assert alg.inner_lr == 0.4  # restored after a test-time override
+    with pytest.raises(ValueError, match="inner_steps"):
+        adaptation_curve(alg, glyphs_evaluation, k_shot=1, inner_steps=51)
 
 
 def test_format_summary_has_a_row_per_algorithm():
@@ -169,3 +130,12 @@ def test_meta_train_can_count_cpu_time():
     history = meta_train(alg, lambda b: image_tasks(tasks=b, n_query=2), meta_lr=1e-3, meta_batch_size=2, seconds=0.2, progress=False,
                          clock=time.process_time)
     assert history["clock_seconds"] >= 0.2 and history["steps"] >= 1
+
+
+def test_train_and_test_checks_the_episodes_before_training(glyphs_background, glyphs_evaluation, monkeypatch):
+    monkeypatch.setattr(family, "make_algorithm", lambda name, **kw: tiny(name, **kw))
+    with pytest.raises(ValueError, match="k_shot"):
+        family.train_and_test("maml", glyphs_background, glyphs_evaluation, n_way=5, k_shot=15, seconds=1.0)
+    algorithm, history, (acc, ci95) = family.train_and_test("anil", glyphs_background, glyphs_evaluation, n_way=3,
+                                                            seconds=0.5, test_episodes=2)
+    assert algorithm.model.head.out_features == 3 and history["steps"] >= 1 and 0 <= acc <= 1

@@ -27,8 +27,8 @@ def test_a_diverging_inner_lr_is_a_clear_error():
 
 def test_pretraining_lowers_the_loss():
     torch.manual_seed(0)
-    history = train_pretrained(sinusoid_mlp(), iterations=60, progress=False)
-    assert history["iterations"] == 60
+    history = train_pretrained(sinusoid_mlp(), steps=60, progress=False)
+    assert history["steps"] == 60 and len(history["loss"]) == 60 and "clock_seconds" in history
     assert sum(history["loss"][-10:]) < sum(history["loss"][:10])
 
 

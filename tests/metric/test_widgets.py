@@ -57,7 +57,7 @@ def test_metric_explorers_and_the_run_button(metric_models, datasets, glyphs_bac
     def diverge(*args, **kwargs):
         raise FloatingPointError("The loss became nan at episode 3 with lr=10. Training diverged: lower the learning rate.")
 
-    monkeypatch.setattr("metakit.metric.widgets.train_episodes", diverge)
+    monkeypatch.setattr("metakit.metric.experiments.train_episodes", diverge)
     trainer.controls["method"].value, trainer.controls["train_ways"].value = "proto", 7
     assert trainer.run() is None                       # a message, not a traceback
     assert "Training diverged" in trainer.message.value and ("proto", 7) not in models
