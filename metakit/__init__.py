@@ -22,10 +22,13 @@ notebook               package
 09 metadata            ``metadata``
 =====================  =========================================================================
 
-Shared at the top: ``runtime`` (device, seeds, quick mode), ``datasets`` and ``glyphs``,
-``episodes``, ``models`` (Conv-4), ``fewshot`` (the metric methods' base class), ``training``
-(the episodic training loop several chapters use), ``checkpoints`` (train-or-load), ``stats``
-(the confidence interval), ``plots`` and ``widgets`` (the widget machinery).
+Shared at the top: ``runtime`` (device, seeds, quick mode, and ``Budget``: every training loop
+takes ``steps=`` or ``seconds=``, wall clock by default, CPU time with ``clock=time.process_time``),
+``datasets`` and ``glyphs``, ``episodes``, ``models`` (Conv-4), ``fewshot`` (the metric methods'
+base class), ``training`` (the episodic training loop several chapters use), ``compare`` (the one
+comparison protocol: every method on the same episodes, paired differences, the table),
+``checkpoints`` (train-or-load), ``stats`` (the one confidence interval), ``plots`` and ``widgets``
+(the widget machinery).
 
 Names used everywhere in the kit
 --------------------------------

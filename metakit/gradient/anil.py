@@ -20,7 +20,7 @@ class ANIL(MAML):
     task, which Raghu et al. (2020) show loses almost nothing: MAML's body barely moves anyway.
 
     Args:
-        model: the network, as for :class:`~metakit.maml.MAML`.
+        model: the network, as for :class:`~metakit.gradient.maml.MAML`.
         head: the name of the submodule adapted in the inner loop (default: the last child with
             parameters, ``"head"`` for ``Conv4(out_features=n_way)``).
         **kwargs: ``inner_lr``, ``inner_steps``, ``first_order``, ``loss_fn``, ``vectorize`` as for MAML.

@@ -30,7 +30,7 @@ class MAML(nn.Module):
         inner_steps: inner gradient steps in meta-training, and by default in :meth:`adapt`.
         first_order: FOMAML.
         loss_fn: ``loss_fn(outputs, y)``; None picks from the labels (:func:`task_loss_fn`).
-        vectorize: vmap over tasks or loop; None picks per model (:func:`~metakit.gradient.default_vectorize`).
+        vectorize: vmap over tasks or loop; None picks per model (:func:`~metakit.gradient.functional.default_vectorize`).
     """
 
     def __init__(self, model: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,
@@ -48,7 +48,7 @@ class MAML(nn.Module):
         return dict(self.model.named_parameters())
 
     def inner_kwargs(self, steps: int) -> dict:
-        """The learning-rate and selection arguments of :func:`~metakit.gradient.adapt`."""
+        """The learning-rate and selection arguments of :func:`~metakit.gradient.functional.adapt`."""
         return {"inner_lr": self.inner_lr}
 
     def forward_fn(self):

@@ -32,7 +32,7 @@ class MAMLPlusPlus(MAML):
     ``per_step_bn`` is on (their gradient stays None, so optimisers skip them).
 
     Args:
-        model: the network, as for :class:`~metakit.maml.MAML`.
+        model: the network, as for :class:`~metakit.gradient.maml.MAML`.
         inner_lr: the initial value of every learned rate.
         inner_steps: inner steps in training; adaptation may use fewer, not more (one rate per step).
         msl_iterations: meta-iterations over which the step weights anneal.

@@ -15,7 +15,7 @@ class MetaSGD(MAML):
     The rates are parameters of this module, trained by the same outer optimiser as theta.
 
     Args:
-        model: the network, as for :class:`~metakit.maml.MAML`.
+        model: the network, as for :class:`~metakit.gradient.maml.MAML`.
         inner_lr: the initial value of every rate (the paper draws them in [0.005, 0.1]).
         **kwargs: ``inner_steps`` (default 1, as in the paper), ``first_order``, ``loss_fn``, ``vectorize``.
     """

@@ -20,7 +20,7 @@ class Reptile(MAML):
     the support set; the query set only measures how well the adapted networks did.
 
     Args:
-        model: the network, as for :class:`~metakit.maml.MAML`.
+        model: the network, as for :class:`~metakit.gradient.maml.MAML`.
         inner_lr, inner_steps: SGD on each task (Reptile needs several steps: with one it reduces
             to joint training on all tasks).
         **kwargs: ``loss_fn``, ``vectorize``.

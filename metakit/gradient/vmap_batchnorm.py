@@ -13,7 +13,7 @@ class DecomposedBatchNorm(TorchFunctionMode):
     Under ``vmap``, differentiating through the fused kernel's backward gives wrong second-order
     meta-gradients (seen with torch 2.14 on CPU; first order and the plain loop are right; a
     related report on batch norm's batching rules is pytorch/functorch#534), so the vmap path of
-    :func:`metakit.gradient.meta_loss` normalises with this; the loop path keeps the fused kernel.
+    :func:`metakit.gradient.functional.meta_loss` normalises with this; the loop path keeps the fused kernel.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):

@@ -7,7 +7,7 @@ y_support)`` then ``forward(x_query) -> logits (n_query, n_way)``.
 The rules are regular expressions and vocabularies written once for common types (email, URL,
 dates, times, phone numbers, postcodes, amounts, percentages, IBANs, IP and MAC addresses, names,
 countries, booleans ...), as a data-cleaning tool ships them, whichever side of the type split of
-:mod:`metakit.columns` they fall on: four held-out types (IBAN, MAC address, percentage, time)
+:mod:`metakit.metadata.columns` they fall on: four held-out types (IBAN, MAC address, percentage, time)
 have a rule of their own, the other eight do not. A column's *rule signature* is the fraction of its values each rule
 accepts; a query column goes to the support class with the nearest signature, ties broken at
 random, so a type the rules do not cover falls to chance among the classes that look alike.
