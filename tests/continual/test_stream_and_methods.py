@@ -251,3 +251,67 @@ def test_ewc_fisher_by_vmap_matches_a_loop_over_examples():
     for k, p in learner.net.named_parameters():
         assert torch.allclose(fisher[k], squares[k], atol=1e-7), k
         assert torch.equal(anchor[k], p.detach())
+
+
+# --- GEM and A-GEM on a forced conflict (issue 22) ---------------------------------------------
+# The batch of task 1 is the memory of task 0 with every label moved to another class, so its
+# gradient points against the memory's: a projection must happen, and its result is known.
+
+def forced_conflict(cls, **kwargs):
+    stream = toy_stream(n_tasks=1)
+    learner = cls(small_net().double(), lr=0.1, memory_per_task=8, **kwargs)
+    x0, y0 = stream[0].x_train[:8].double(), stream[0].y_train[:8]
+    learner.observe(x0, y0, 0)
+    return learner, x0, y0, (y0 + 1) % 4
+
+
+def step_of(learner, x, y, task_id):
+    before = torch.cat([p.detach().reshape(-1).clone() for p in learner.net.parameters()])
+    learner.observe(x, y, task_id)
+    return (before - torch.cat([p.detach().reshape(-1) for p in learner.net.parameters()])) / learner.lr
+
+
+def test_agem_projects_a_conflicting_gradient_in_closed_form():
+    learner, x0, y0, wrong = forced_conflict(AGEM)
+    g = learner.flat_grad(learner.loss(x0, wrong))
+    g_ref = learner.flat_grad(learner.loss(x0, y0))   # the reference batch is the whole memory
+    assert g @ g_ref < 0                              # the conflict is real
+    step = step_of(learner, x0, wrong, 1)
+    assert learner.projections == 1
+    expected = g - (g @ g_ref) / (g_ref @ g_ref) * g_ref
+    torch.testing.assert_close(step, expected, rtol=1e-9, atol=1e-12)
+    assert abs(step @ g_ref) < 1e-9 * g.norm() * g_ref.norm()   # on the constraint's boundary
+
+
+def test_agem_leaves_an_agreeing_gradient_alone():
+    learner, x0, y0, _ = forced_conflict(AGEM)
+    g = learner.flat_grad(learner.loss(x0, y0))
+    step = step_of(learner, x0, y0, 1)                # the same examples, the same labels: no conflict
+    assert learner.projections == 0
+    torch.testing.assert_close(step, g, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5])
+def test_gem_projects_a_conflicting_gradient_onto_every_constraint(margin):
+    learner, x0, y0, wrong = forced_conflict(GEM, margin=margin)
+    x1, y1 = x0.flip(0), y0.flip(0)
+    learner.observe(x1, y1, 1)                        # a second memory, agreeing with the first
+    G = torch.stack([learner.flat_grad(learner.loss(x, y)) for x, y in ((x0, y0), (x1, y1))])
+    g = learner.flat_grad(learner.loss(x0, wrong))
+    assert (G @ g < 0).all()
+    step = step_of(learner, x0, wrong, 2)
+    assert learner.projections == 1
+    assert (G @ step >= -1e-7 * step.norm() * G.norm(dim=1)).all()   # no memory's loss goes up
+    torch.testing.assert_close(step, gem_project(g, G, margin), rtol=1e-6, atol=1e-9)
+    if margin == 0:                                   # the exact projection: g moved to the closest feasible point
+        v = torch.linalg.lstsq(G.T, step - g).solution
+        assert (v >= -1e-6).all() and torch.allclose(G.T @ v, step - g, atol=1e-6)
+        assert (step - g).norm() <= g.norm()
+
+
+def test_gem_leaves_an_agreeing_gradient_alone():
+    learner, x0, y0, _ = forced_conflict(GEM)
+    g = learner.flat_grad(learner.loss(x0, y0))
+    step = step_of(learner, x0, y0, 1)
+    assert learner.projections == 0
+    torch.testing.assert_close(step, g, rtol=1e-9, atol=1e-12)
