@@ -123,3 +123,20 @@ def test_bad_input():
         make_augmented("random")
     with pytest.raises(ValueError, match="aug_lr"):
         train_augmented(make_augmented("learned", hidden=4), None, iterations=1, aug_lr=float("nan"))
+
+
+# --- labels through the augmentation (issue 22; the meta-gradient into it is checked above) -----
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_each_augmented_copy_keeps_the_label_of_its_image(batched):
+    torch.manual_seed(0)
+    alg = AugmentedMAML(tiny_conv4(), Augmentation({n: 0.0 for n in NAMES}), copies=2, inner_lr=0.1)
+    x = torch.rand(2, 6, 1, 28, 28)
+    y = torch.stack([torch.tensor([3, 0, 4, 1, 0, 2]), torch.tensor([1, 4, 2, 0, 3, 3])])
+    if not batched:
+        x, y = x[0], y[0]
+    xa, ya = alg.augment_support(x, y)
+    assert xa.shape[-4] == 18 and ya.shape[-1] == 18
+    for xs, ys, xas, yas in zip(x, y, xa, ya) if batched else [(x, y, xa, ya)]:
+        nearest = torch.cdist(xas.flatten(1), xs.flatten(1)).argmin(1)   # which original each copy came from
+        assert torch.equal(yas, ys[nearest])
