@@ -259,7 +259,7 @@ def test_ewc_fisher_by_vmap_matches_a_loop_over_examples():
 
 def forced_conflict(cls, **kwargs):
     stream = toy_stream(n_tasks=1)
-    learner = cls(small_net().double(), lr=0.1, memory_per_task=8, **kwargs)
+    learner = cls(small_net().double(), lr=0.3, memory_per_task=8, **kwargs)   # not the default lr
     x0, y0 = stream[0].x_train[:8].double(), stream[0].y_train[:8]
     learner.observe(x0, y0, 0)
     return learner, x0, y0, (y0 + 1) % 4
@@ -315,3 +315,56 @@ def test_gem_leaves_an_agreeing_gradient_alone():
     step = step_of(learner, x0, y0, 1)
     assert learner.projections == 0
     torch.testing.assert_close(step, g, rtol=1e-9, atol=1e-12)
+
+
+# --- what mutation testing found unchecked (issue 22; tools/MUTANTS.md) ------------------------
+
+def test_every_projection_is_counted():
+    for cls in (GEM, AGEM):
+        learner, x0, y0, wrong = forced_conflict(cls)
+        learner.observe(x0, wrong, 1)
+        learner.observe(x0, (y0 + 2) % 4, 1)
+        assert learner.projections == 2, cls.__name__
+
+
+def test_ewc_penalty_is_half_the_strength_times_the_fisher_weighted_square():
+    stream = toy_stream(n_tasks=2)
+    learner = EWC(small_net().double(), lr=0.3, strength=10.0)
+    learner.observe(stream[0].x_train.double(), stream[0].y_train, 0)
+    learner.observe(stream[1].x_train[:2].double(), stream[1].y_train[:2], 1)
+    fisher, anchor = learner.anchors[0]
+    x, y = stream[1].x_train.double(), stream[1].y_train
+    with torch.no_grad():
+        for p in learner.net.parameters():
+            p.add_(0.3)
+    expected = sum((fisher[k] * (p - anchor[k]) ** 2).sum() for k, p in learner.net.named_parameters())
+    penalty = learner.loss(x, y) - ContinualLearner.loss(learner, x, y)
+    assert penalty.item() == pytest.approx(10.0 / 2 * expected.item(), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["ewc", "replay"])
+def test_the_first_task_is_plain_sgd_at_the_given_rate(name):
+    """No anchor and no memory yet: the step is exactly -lr * gradient (lr is not the default)."""
+    stream = toy_stream(n_tasks=1)
+    learner = make_strategy(name, small_net().double(), lr=0.3)
+    x, y = stream[0].x_train[:5].double(), stream[0].y_train[:5]
+    g = learner.flat_grad(learner.loss(x, y))
+    torch.testing.assert_close(step_of(learner, x, y, 0) * learner.lr / 0.3, g)
+
+
+def test_ewc_strength_zero_is_allowed_and_infinity_is_not():
+    assert EWC(small_net(), strength=0.0).strength == 0.0
+    assert EWC(small_net(), strength=0.5).strength == 0.5
+    with pytest.raises(ValueError, match="EWC strength"):
+        EWC(small_net(), strength=float("inf"))
+
+
+def test_documented_defaults():
+    learner = GEM(small_net())
+    assert (learner.lr, learner.memory.per_task, learner.margin) == (0.1, 50, 0.5)
+    learner = AGEM(small_net())
+    assert (learner.lr, learner.memory.per_task, learner.reference_batch) == (0.1, 50, 256)
+    learner = Replay(small_net())
+    assert (learner.lr, learner.memory.per_task, learner.replay_batch) == (0.1, 50, 10)
+    learner = EWC(small_net())
+    assert (learner.lr, learner.strength, learner.samples.per_task) == (0.1, 100.0, 200)
