@@ -115,10 +115,26 @@ def test_one_adversarial_step_moves_each_player_the_right_way():
     with torch.no_grad():
         fake_before = generator(z)
         d_before = discriminator_loss(discriminator(real), discriminator(fake_before))
-    train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=1e-3, progress=False)
+    train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=3e-3, progress=False)
     with torch.no_grad():
         # the discriminator's step separates real from fake better (true labels: real 1, fake 0) ...
         assert discriminator_loss(discriminator(real), discriminator(fake_before)) < d_before - 1e-3
         assert discriminator(real).mean() - discriminator(fake_before).mean() > 0
         # ... and the generator's step raises D(G(z)) under the discriminator it just played against
         assert discriminator(generator(z)).mean() > discriminator(fake_before).mean() + 1e-3
+
+
+def test_generator_extra_is_added_to_the_generator_loss():
+    """The DAGAN's diversity bonus enters the generator's loss with its sign (issue 22: mutation testing)."""
+    from metakit.gan.dcgan import train_adversarial
+
+    real, z = (torch.rand(8, 1, 28, 28) > 0.7).float(), torch.randn(8, 4)
+    losses = []
+    for extra in (None, lambda: torch.tensor(5.0)):
+        torch.manual_seed(0)
+        generator = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 28, 28)))
+        discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+        h = train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=3e-3,
+                              progress=False, generator_extra=extra)
+        losses.append(h["g_loss"][0])
+    assert losses[1] == pytest.approx(losses[0] + 5.0, abs=1e-5)

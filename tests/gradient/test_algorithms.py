@@ -196,3 +196,24 @@ def test_mamlpp_every_step_row_and_rate_reaches_the_loss_as_finite_differences_s
             fd = (up - down) / 2e-6
             assert abs(fd) > 1e-6, (name, k)           # the row (the rate) of step k is used
             assert (grads[name] * d).sum().item() == pytest.approx(fd, rel=1e-4, abs=1e-9), (name, k)
+
+
+def test_mamlpp_training_loss_is_the_annealed_multi_step_loss():
+    """In training mode the meta-loss weights every step's query loss by step_weights(iteration);
+    in eval mode, and once annealed, only the last step counts (issue 22: found by mutation testing)."""
+    torch.manual_seed(0)
+    mamlpp = MAMLPlusPlus(sine_mlp(hidden=8), inner_lr=0.01, inner_steps=3, msl_iterations=100, vectorize=False)
+    tasks = sine_tasks(tasks=2)
+    last = [0.0, 0.0, 1.0]
+    weights = mamlpp.step_weights(0)
+    with torch.no_grad():
+        trained = mamlpp.meta_loss(tasks)[0]
+        mamlpp.iteration.zero_()
+        torch.testing.assert_close(trained, mamlpp.meta_loss(tasks, step_weights=weights)[0])
+        final_only = mamlpp.meta_loss(tasks, step_weights=last)[0]
+        assert abs(trained - final_only) > 1e-4
+        mamlpp.eval()
+        torch.testing.assert_close(mamlpp.meta_loss(tasks)[0], final_only)
+        mamlpp.train()
+        mamlpp.iteration.fill_(100)                      # annealed: the last step alone
+        torch.testing.assert_close(mamlpp.meta_loss(tasks)[0], final_only)
