@@ -62,8 +62,8 @@ def run_module(module: str, tests: list[str]) -> dict:
     shutil.copytree(ROOT / "tests", work / "tests", ignore=shutil.ignore_patterns("__pycache__", "browser"))
     shutil.copy(ROOT / "pyproject.toml", work / "pyproject.toml")   # pytest's settings (no [tool.mutmut] there)
     (work / "mutants").mkdir()
-    for where in (work, work / "mutants"):      # data/checkpoints sits next to the package
-        (where / "data").symlink_to(ROOT / "data")
+    # data/checkpoints sits next to the package: a copy, since a mutant may write where it should not
+    shutil.copytree(ROOT / "data" / "checkpoints", work / "mutants" / "data" / "checkpoints")
     (work / "setup.cfg").write_text("[mutmut]\nsource_paths = metakit\n"
                                     f"only_mutate = {module}\n"
                                     "pytest_add_cli_args = -p no:cacheprovider -q\n"
