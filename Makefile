@@ -12,7 +12,7 @@ LAB_ARGS ?=
 APP_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab app test test-fast test-pythons bench data clean
+.PHONY: setup lab app test test-fast test-pythons bench data clean mutants
 
 setup: $(STAMP)
 
@@ -45,6 +45,13 @@ test-fast: $(STAMP)
 # when the install files change; see tools/test_pythons.sh.
 test-pythons:
 	bash tools/test_pythons.sh
+
+# Mutation testing of the core algorithm modules (mutmut 3, each module against its own tests, one
+# worker): slow, so not part of `make test`. MODULES="stats continual/methods" picks some.
+# Prints a score per module; tests/mutants/README.md argues the survivors.
+mutants: $(STAMP)
+	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/python -m pip install -q "mutmut==3.8.1"
+	OMP_NUM_THREADS=1 nice -n 5 $(BIN)/python tests/mutants/run.py $(MODULES)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

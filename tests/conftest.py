@@ -1,4 +1,5 @@
 import pytest
+from helpers import shared_omniglot
 
 import metakit
 
@@ -15,7 +16,4 @@ def glyphs_evaluation():
 
 @pytest.fixture(scope="session")
 def omniglot():
-    path = metakit.shared_omniglot_path()
-    if path is None:
-        pytest.skip("the real Omniglot subset (../shared/data/omniglot/images_background_small1.zip) is not here")
-    return metakit.load_image_folder(path)
+    return shared_omniglot()

@@ -1,12 +1,14 @@
 """Pieces several test modules need (pytest puts tests/ on sys.path, so ``from helpers import ...``)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
-from metakit.datasets import SinusoidTasks
+from metakit.datasets import SinusoidTasks, load_image_folder, shared_omniglot_path
 from metakit.episodes import import_learn2learn
 from metakit.models import Conv4
 
@@ -64,3 +66,25 @@ def run_quick(script: str, *args: str) -> tuple[str, dict]:
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("RESULT "), proc.stdout[-3000:]
     return proc.stdout, dict(item.split("=", 1) for item in last.split()[1:])
+
+
+def required(flag: str) -> bool:
+    """Whether a test that lacks something must fail rather than skip: in CI (``CI`` set to a true
+    value, as CI services and `.ci/run` set it) or when the suite's own ``flag`` is set to 1."""
+    return any(os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no") for name in ("CI", flag))
+
+
+def skip_or_fail(reason: str, flag: str):
+    """Skip with ``reason`` on a developer's machine; fail with it where :func:`required` says so."""
+    if required(flag):
+        pytest.fail(f"{reason} (in CI, or with {flag}=1, this test may not skip)")
+    pytest.skip(reason)
+
+
+def shared_omniglot():
+    """The real Omniglot subset of ../shared, loaded; skips without it (fails in CI)."""
+    path = shared_omniglot_path()
+    if path is None:
+        skip_or_fail("the real Omniglot subset (../shared/data/omniglot/images_background_small1.zip) is not here",
+                     "METAKIT_SHARED_REQUIRED")
+    return load_image_folder(path)

@@ -40,3 +40,19 @@ def test_a_paired_difference_is_the_interval_of_the_differences():
 def test_format_ci():
     assert format_ci(0.98621, 0.00251) == "0.9862±0.0025"
     assert format_ci(0.5, 0.25, digits=2) == "0.50±0.25"
+
+
+def test_the_boundaries_between_the_three_cases():
+    """Two values already have a (t) interval; exactly 30 already use the papers' convention (issue 22:
+    mutation testing left these boundaries unchecked)."""
+    mean, half = mean_ci([0.0, 1.0])
+    assert mean == 0.5 and half == pytest.approx(t95(1) * math.sqrt(0.5) / math.sqrt(2))
+    values = np.random.default_rng(1).random(30)
+    assert mean_ci(values.tolist())[1] == pytest.approx(1.96 * np.std(values) / math.sqrt(30))
+    assert mean_ci(values[:29].tolist())[1] == pytest.approx(t95(28) * np.std(values[:29], ddof=1) / math.sqrt(29))
+
+
+def test_computes_in_float64():
+    """A list of Python floats is not rounded to float32 (which would lose the 1 in 1e8 + 1)."""
+    mean, half = mean_ci([1e8 + 1, 1e8 + 2, 1e8 + 3])
+    assert mean == 1e8 + 2 and half == pytest.approx(t95(2) / math.sqrt(3))

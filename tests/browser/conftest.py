@@ -3,28 +3,26 @@ temporary copy of the notebooks, and the Voila app of `make app`. Every server r
 process group and is stopped by a finalizer, whether the tests pass or fail; the fixtures are
 per module, so nothing is left running while the rest of `make test` runs.
 
-Without Chromium the suite skips with the install command; with ``METAKIT_BROWSER_REQUIRED=1``
-(set by `.ci/run`) it fails instead, so CI never skips it.
+Without Chromium the suite skips with the install command; in CI (``CI=true``) or with
+``METAKIT_BROWSER_REQUIRED=1`` (both set by `.ci/run`) it fails instead, so CI never skips it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import sys
 
 import drive
 import pytest
+from helpers import skip_or_fail
 
 LATENCIES: dict[str, list[float]] = {}   # name -> seconds, printed at the end of the run
 
 
 def unavailable(reason: str):
-    if os.environ.get("METAKIT_BROWSER_REQUIRED", "") not in ("", "0"):
-        pytest.fail(f"{reason} (METAKIT_BROWSER_REQUIRED is set, so the browser tests may not skip)")
-    pytest.skip(reason)
+    skip_or_fail(reason, "METAKIT_BROWSER_REQUIRED")
 
 
 @pytest.fixture(scope="module")

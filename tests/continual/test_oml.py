@@ -125,3 +125,55 @@ def test_models_train_then_load_and_compare(tmp_path):
     assert set(curves["oml"]) >= {1, 5, 10, data.num_classes}
     assert all(0 <= a <= 1 for c in curves.values() for a in c.values())
     assert table["pretrain"]["lr"] in table["pretrain"]["validation"]
+
+
+# --- the meta-gradient through the online steps, checked by finite differences (issue 22) ------
+
+def outer_loss(z, W0, b0, log_lr, y, inner):
+    """meta_train_online's outer loss on features ``z``: the new classes' rows of the head start at
+    zero, one online step per image of the trajectory (the first ``inner`` rows), then
+    cross-entropy on everything (the trajectory and the images to remember)."""
+    keep = torch.ones(len(W0), 1, dtype=z.dtype)
+    keep[y[:inner].unique()] = 0.0
+    W, b = W0 * keep, b0 * keep[:, 0]
+    for i in range(inner):
+        W, b = online_head_step(W, b, z[i], int(y[i]), log_lr.exp())
+    return F.cross_entropy(z @ W.T + b, y)
+
+
+@pytest.mark.parametrize("cls", [OnlineLearner, ANML])
+def test_meta_gradient_through_the_online_steps_matches_finite_differences(cls):
+    torch.manual_seed(0)
+    model = cls(4, width=2, **({"nm_width": 2} if cls is ANML else {})).double()
+    x = torch.rand(7, 1, 28, 28, dtype=torch.float64)
+    y = torch.tensor([2, 2, 3, 3, 0, 1, 2])     # a trajectory of 4 images of 2 new classes, then 3 to remember
+    params = dict(model.named_parameters())
+    # the last layer of the representation (and of ANML's gate), the head's start, the inner learning rate
+    chosen = [n for n in params if n.startswith(("rln.4", "nm.1", "head", "log_inner_lr"))]
+    assert any(n.startswith("nm.") for n in chosen) == (cls is ANML)
+
+    def loss_of(*values):
+        p = {**params, **dict(zip(chosen, values))}
+        z = _features(model, p, x)
+        return outer_loss(z, p["head.weight"], p["head.bias"], p["log_inner_lr"], y, inner=4)
+
+    values = tuple(params[n].detach().clone().requires_grad_() for n in chosen)
+    grads = torch.autograd.grad(loss_of(*values), values)
+    g = torch.Generator().manual_seed(1)
+    for k in range(len(values)):          # each block alone, along a random direction: central differences
+        d = torch.randn(values[k].shape, generator=g, dtype=torch.float64)
+        shifted = [[v.detach().requires_grad_() for v in values] for _ in range(2)]
+        shifted[0][k] = (values[k].detach() + 1e-5 * d).requires_grad_()
+        shifted[1][k] = (values[k].detach() - 1e-5 * d).requires_grad_()
+        fd = (loss_of(*shifted[0]) - loss_of(*shifted[1])).detach() / 2e-5   # (the online step needs autograd)
+        assert (grads[k] * d).sum().item() == pytest.approx(fd.item(), rel=1e-5, abs=1e-9), chosen[k]
+
+
+def _features(model, p, x):
+    """``model.features(x)`` with the parameters ``p``."""
+    def part(name):
+        return {k[len(name) + 1:]: v for k, v in p.items() if k.startswith(name + ".")}
+    out = torch.func.functional_call(model.rln, part("rln"), (x,))
+    if isinstance(model, ANML):
+        out = out * torch.sigmoid(torch.func.functional_call(model.nm, part("nm"), (x,)))
+    return out

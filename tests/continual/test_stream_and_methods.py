@@ -251,3 +251,120 @@ def test_ewc_fisher_by_vmap_matches_a_loop_over_examples():
     for k, p in learner.net.named_parameters():
         assert torch.allclose(fisher[k], squares[k], atol=1e-7), k
         assert torch.equal(anchor[k], p.detach())
+
+
+# --- GEM and A-GEM on a forced conflict (issue 22) ---------------------------------------------
+# The batch of task 1 is the memory of task 0 with every label moved to another class, so its
+# gradient points against the memory's: a projection must happen, and its result is known.
+
+def forced_conflict(cls, **kwargs):
+    stream = toy_stream(n_tasks=1)
+    learner = cls(small_net().double(), lr=0.3, memory_per_task=8, **kwargs)   # not the default lr
+    x0, y0 = stream[0].x_train[:8].double(), stream[0].y_train[:8]
+    learner.observe(x0, y0, 0)
+    return learner, x0, y0, (y0 + 1) % 4
+
+
+def step_of(learner, x, y, task_id):
+    before = torch.cat([p.detach().reshape(-1).clone() for p in learner.net.parameters()])
+    learner.observe(x, y, task_id)
+    return (before - torch.cat([p.detach().reshape(-1) for p in learner.net.parameters()])) / learner.lr
+
+
+def test_agem_projects_a_conflicting_gradient_in_closed_form():
+    learner, x0, y0, wrong = forced_conflict(AGEM)
+    g = learner.flat_grad(learner.loss(x0, wrong))
+    g_ref = learner.flat_grad(learner.loss(x0, y0))   # the reference batch is the whole memory
+    assert g @ g_ref < 0                              # the conflict is real
+    step = step_of(learner, x0, wrong, 1)
+    assert learner.projections == 1
+    expected = g - (g @ g_ref) / (g_ref @ g_ref) * g_ref
+    torch.testing.assert_close(step, expected, rtol=1e-9, atol=1e-12)
+    assert abs(step @ g_ref) < 1e-9 * g.norm() * g_ref.norm()   # on the constraint's boundary
+
+
+def test_agem_leaves_an_agreeing_gradient_alone():
+    learner, x0, y0, _ = forced_conflict(AGEM)
+    g = learner.flat_grad(learner.loss(x0, y0))
+    step = step_of(learner, x0, y0, 1)                # the same examples, the same labels: no conflict
+    assert learner.projections == 0
+    torch.testing.assert_close(step, g, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.5])
+def test_gem_projects_a_conflicting_gradient_onto_every_constraint(margin):
+    learner, x0, y0, wrong = forced_conflict(GEM, margin=margin)
+    x1, y1 = x0.flip(0), y0.flip(0)
+    learner.observe(x1, y1, 1)                        # a second memory, agreeing with the first
+    G = torch.stack([learner.flat_grad(learner.loss(x, y)) for x, y in ((x0, y0), (x1, y1))])
+    g = learner.flat_grad(learner.loss(x0, wrong))
+    assert (G @ g < 0).all()
+    step = step_of(learner, x0, wrong, 2)
+    assert learner.projections == 1
+    assert (G @ step >= -1e-7 * step.norm() * G.norm(dim=1)).all()   # no memory's loss goes up
+    torch.testing.assert_close(step, gem_project(g, G, margin), rtol=1e-6, atol=1e-9)
+    if margin == 0:                                   # the exact projection: g moved to the closest feasible point
+        v = torch.linalg.lstsq(G.T, step - g).solution
+        assert (v >= -1e-6).all() and torch.allclose(G.T @ v, step - g, atol=1e-6)
+        assert (step - g).norm() <= g.norm()
+
+
+def test_gem_leaves_an_agreeing_gradient_alone():
+    learner, x0, y0, _ = forced_conflict(GEM)
+    g = learner.flat_grad(learner.loss(x0, y0))
+    step = step_of(learner, x0, y0, 1)
+    assert learner.projections == 0
+    torch.testing.assert_close(step, g, rtol=1e-9, atol=1e-12)
+
+
+# --- what mutation testing found unchecked (issue 22; tests/mutants/README.md) ------------------------
+
+def test_every_projection_is_counted():
+    for cls in (GEM, AGEM):
+        learner, x0, y0, wrong = forced_conflict(cls)
+        learner.observe(x0, wrong, 1)
+        learner.observe(x0, (y0 + 2) % 4, 1)
+        assert learner.projections == 2, cls.__name__
+
+
+def test_ewc_penalty_is_half_the_strength_times_the_fisher_weighted_square():
+    stream = toy_stream(n_tasks=2)
+    learner = EWC(small_net().double(), lr=0.3, strength=10.0)
+    learner.observe(stream[0].x_train.double(), stream[0].y_train, 0)
+    learner.observe(stream[1].x_train[:2].double(), stream[1].y_train[:2], 1)
+    fisher, anchor = learner.anchors[0]
+    x, y = stream[1].x_train.double(), stream[1].y_train
+    with torch.no_grad():
+        for p in learner.net.parameters():
+            p.add_(0.3)
+    expected = sum((fisher[k] * (p - anchor[k]) ** 2).sum() for k, p in learner.net.named_parameters())
+    penalty = learner.loss(x, y) - ContinualLearner.loss(learner, x, y)
+    assert penalty.item() == pytest.approx(10.0 / 2 * expected.item(), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["ewc", "replay"])
+def test_the_first_task_is_plain_sgd_at_the_given_rate(name):
+    """No anchor and no memory yet: the step is exactly -lr * gradient (lr is not the default)."""
+    stream = toy_stream(n_tasks=1)
+    learner = make_strategy(name, small_net().double(), lr=0.3)
+    x, y = stream[0].x_train[:5].double(), stream[0].y_train[:5]
+    g = learner.flat_grad(learner.loss(x, y))
+    torch.testing.assert_close(step_of(learner, x, y, 0) * learner.lr / 0.3, g)
+
+
+def test_ewc_strength_zero_is_allowed_and_infinity_is_not():
+    assert EWC(small_net(), strength=0.0).strength == 0.0
+    assert EWC(small_net(), strength=0.5).strength == 0.5
+    with pytest.raises(ValueError, match="EWC strength"):
+        EWC(small_net(), strength=float("inf"))
+
+
+def test_documented_defaults():
+    learner = GEM(small_net())
+    assert (learner.lr, learner.memory.per_task, learner.margin) == (0.1, 50, 0.5)
+    learner = AGEM(small_net())
+    assert (learner.lr, learner.memory.per_task, learner.reference_batch) == (0.1, 50, 256)
+    learner = Replay(small_net())
+    assert (learner.lr, learner.memory.per_task, learner.replay_batch) == (0.1, 50, 10)
+    learner = EWC(small_net())
+    assert (learner.lr, learner.strength, learner.samples.per_task) == (0.1, 100.0, 200)

@@ -93,3 +93,29 @@ def test_committed_generator_is_not_a_copier(committed):
     x = dataset_images(evaluation)[:10]
     v = committed.generate(x, 3, generator=torch.Generator().manual_seed(0))
     assert (v - x[:, None]).abs().mean() > 0.01
+
+
+def test_pairs_the_discriminator_sees():
+    """A real pair is two different drawings of one character; a fake pair is a drawing and a
+    variation of that same drawing (issue 22: what the DAGAN's game is defined on)."""
+    ds = tiny_dataset(classes=3, per_class=4)
+    images = dataset_images(ds)
+    seen = []
+
+    class Spy(DCGANDiscriminator):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    g = DAGANGenerator(z_dim=4, hidden=4)
+    train_dagan(g, ds, discriminator=Spy(in_channels=2, hidden=4), steps=1, batch_size=16, progress=False)
+    real, fake = seen[0], seen[1]   # the discriminator's step sees the real pairs, then the fake ones
+    label_of = {i: int(ds.targets[i]) for i in range(len(ds))}
+
+    def which(img):
+        return int(((images - img).abs().flatten(1).sum(1)).argmin())
+
+    for a, b in zip(real[:, :1], real[:, 1:]):
+        i, j = which(a), which(b)
+        assert i != j and label_of[i] == label_of[j]
+    assert torch.equal(fake[:, :1], real[:, :1])   # the generator varies the same drawings

@@ -87,3 +87,63 @@ def test_dataset_images_ink_convention():
     ds = ImageClassDataset(torch.full((2, 28, 28), 255, dtype=torch.uint8), [0, 1], ["a/x", "a/y"])
     x = dataset_images(ds)
     assert x.shape == (2, 1, 28, 28) and x.max() == 0.0  # white paper is no ink
+
+
+# Behaviour pinned at logits where the answer is known (issue 22): zero logits are symmetric, so a
+# loss with its real and fake targets swapped passes the fixed-value test above; these do not.
+
+def test_discriminator_loss_at_asymmetric_logits():
+    real, fake = torch.tensor([3.0, 1.0]), torch.tensor([-2.0, 0.5])
+    expected = (math.log1p(math.exp(-3.0)) + math.log1p(math.exp(-1.0))) / 2 \
+        + (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(0.5))) / 2
+    assert discriminator_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
+    # a confident, correct discriminator has a small loss; the same logits with roles swapped, a large one
+    assert discriminator_loss(torch.tensor([8.0]), torch.tensor([-8.0])).item() < 1e-3
+    assert discriminator_loss(torch.tensor([-8.0]), torch.tensor([8.0])).item() > 15
+
+
+def test_generator_losses_at_asymmetric_logits():
+    logit = torch.tensor([2.0, -1.0])
+    d = torch.sigmoid(logit.double())
+    assert generator_loss(logit).item() == pytest.approx((-d.log()).mean().item(), rel=1e-6)  # -log D(G(z))
+    assert generator_loss(logit, non_saturating=False).item() == pytest.approx((1 - d).log().mean().item(), rel=1e-6)
+    # both push D(G(z)) up: their gradients with respect to the logit are negative
+    for ns in (True, False):
+        x = logit.clone().requires_grad_()
+        (g,) = torch.autograd.grad(generator_loss(x, non_saturating=ns), x)
+        assert (g < 0).all()
+
+
+def test_one_adversarial_step_moves_each_player_the_right_way():
+    from metakit.gan.dcgan import train_adversarial
+
+    torch.manual_seed(0)
+    generator = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 28, 28)))
+    discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+    real, z = (torch.rand(16, 1, 28, 28) > 0.7).float(), torch.randn(16, 4)
+    with torch.no_grad():
+        fake_before = generator(z)
+        d_before = discriminator_loss(discriminator(real), discriminator(fake_before))
+    train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=3e-3, progress=False)
+    with torch.no_grad():
+        # the discriminator's step separates real from fake better (true labels: real 1, fake 0) ...
+        assert discriminator_loss(discriminator(real), discriminator(fake_before)) < d_before - 1e-3
+        assert discriminator(real).mean() - discriminator(fake_before).mean() > 0
+        # ... and the generator's step raises D(G(z)) under the discriminator it just played against
+        assert discriminator(generator(z)).mean() > discriminator(fake_before).mean() + 1e-3
+
+
+def test_generator_extra_is_added_to_the_generator_loss():
+    """The DAGAN's diversity bonus enters the generator's loss with its sign (issue 22: mutation testing)."""
+    from metakit.gan.dcgan import train_adversarial
+
+    real, z = (torch.rand(8, 1, 28, 28) > 0.7).float(), torch.randn(8, 4)
+    losses = []
+    for extra in (None, lambda: torch.tensor(5.0)):
+        torch.manual_seed(0)
+        generator = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 28, 28)))
+        discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+        h = train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=3e-3,
+                              progress=False, generator_extra=extra)
+        losses.append(h["g_loss"][0])
+    assert losses[1] == pytest.approx(losses[0] + 5.0, abs=1e-5)

@@ -162,3 +162,58 @@ def test_a_deep_copy_runs_its_own_model():
     assert not torch.allclose(twin(x), mamlpp(x))
     with pytest.raises(ValueError, match="track_running_stats=False"):
         MAML(Conv4(hidden=4, out_features=5))
+
+
+# --- MAML++ per step, by finite differences in float64 (issue 22) -----------------------------
+
+def test_mamlpp_every_step_row_and_rate_reaches_the_loss_as_finite_differences_say():
+    """Each inner step k uses row k of every per-step BatchNorm weight and bias and its own learned
+    rates: moving one row or one step's rates moves the meta-loss, by what the meta-gradient says.
+    (A forward that always reads row 0 gives rows 1 and 2 no effect at all.)"""
+    mamlpp = MAMLPlusPlus(tiny_conv4(), inner_lr=0.1, inner_steps=3, msl_iterations=10).double().eval()
+    tasks = tuple(t.double() if t.is_floating_point() else t for t in image_tasks(tasks=1, n_way=5, k_shot=1))
+    weights = [0.2, 0.3, 0.5]                          # every step's query loss counts
+
+    def loss():
+        return mamlpp.meta_loss(tasks, step_weights=weights)[0]
+
+    bn, lrs = list(mamlpp.bn_per_step.items()), [(n, p) for n, p in mamlpp.step_lrs.items() if n.endswith("weight")]
+    blocks = {kind + n: p for kind, pairs in (("bn ", bn), ("lr ", lrs)) for n, p in (pairs[0], pairs[-1])}
+    grads = dict(zip(blocks, torch.autograd.grad(loss(), list(blocks.values()))))
+    g = torch.Generator().manual_seed(1)
+    for name, p in blocks.items():
+        for k in range(3):
+            d = torch.zeros_like(p)
+            d[k] = torch.randn(p[k].shape, generator=g, dtype=p.dtype)
+            with torch.no_grad():
+                p += 1e-6 * d
+            up = loss().item()
+            with torch.no_grad():
+                p -= 2e-6 * d
+            down = loss().item()
+            with torch.no_grad():
+                p += 1e-6 * d
+            fd = (up - down) / 2e-6
+            assert abs(fd) > 1e-6, (name, k)           # the row (the rate) of step k is used
+            assert (grads[name] * d).sum().item() == pytest.approx(fd, rel=1e-4, abs=1e-9), (name, k)
+
+
+def test_mamlpp_training_loss_is_the_annealed_multi_step_loss():
+    """In training mode the meta-loss weights every step's query loss by step_weights(iteration);
+    in eval mode, and once annealed, only the last step counts (issue 22: found by mutation testing)."""
+    torch.manual_seed(0)
+    mamlpp = MAMLPlusPlus(sine_mlp(hidden=8), inner_lr=0.01, inner_steps=3, msl_iterations=100, vectorize=False)
+    tasks = sine_tasks(tasks=2)
+    last = [0.0, 0.0, 1.0]
+    weights = mamlpp.step_weights(0)
+    with torch.no_grad():
+        trained = mamlpp.meta_loss(tasks)[0]
+        mamlpp.iteration.zero_()
+        torch.testing.assert_close(trained, mamlpp.meta_loss(tasks, step_weights=weights)[0])
+        final_only = mamlpp.meta_loss(tasks, step_weights=last)[0]
+        assert abs(trained - final_only) > 1e-4
+        mamlpp.eval()
+        torch.testing.assert_close(mamlpp.meta_loss(tasks)[0], final_only)
+        mamlpp.train()
+        mamlpp.iteration.fill_(100)                      # annealed: the last step alone
+        torch.testing.assert_close(mamlpp.meta_loss(tasks)[0], final_only)

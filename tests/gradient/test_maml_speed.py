@@ -15,6 +15,7 @@ def test_maml_speed_quick_prints_a_result_line():
     result = {key: float(value) for key, value in (item.split("=", 1) for item in last.split()[1:])}
     assert list(result) == ["mlp_speedup", "conv_speedup", "max_rel_grad_diff"]
     assert result["mlp_speedup"] > 0 and result["conv_speedup"] > 0
-    # the same meta-gradients as learn2learn up to float32 round-off, whatever the speed
-    assert math.isfinite(result["max_rel_grad_diff"]) and result["max_rel_grad_diff"] < 1e-2
+    # the same meta-gradients as learn2learn up to float32 round-off, whatever the speed (2.4e-6 in quick
+    # mode on CPU, 4.5e-4 in full mode; 1e-3 leaves room for a GPU's TF32 convolutions)
+    assert math.isfinite(result["max_rel_grad_diff"]) and result["max_rel_grad_diff"] < 1e-3
     assert "learn2learn" in proc.stdout and "metakit vmap" in proc.stdout

@@ -140,3 +140,20 @@ def test_format_differences_fixed_values():
     accs = {("none", "glyphs"): none, ("fixed", "glyphs"): none, ("learned", "glyphs"): none + 0.1}
     assert format_differences(accs) == ("  glyphs: learned - none +0.100 ± 0.000 (above no augmentation); "
                                         "learned - fixed +0.100 ± 0.000")
+
+
+# --- labels through the augmentation (issue 22; the meta-gradient into it is checked above) -----
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_each_augmented_copy_keeps_the_label_of_its_image(batched):
+    torch.manual_seed(0)
+    alg = AugmentedMAML(tiny_conv4(), Augmentation({n: 0.0 for n in NAMES}), copies=2, inner_lr=0.1)
+    x = torch.rand(2, 6, 1, 28, 28)
+    y = torch.stack([torch.tensor([3, 0, 4, 1, 0, 2]), torch.tensor([1, 4, 2, 0, 3, 3])])
+    if not batched:
+        x, y = x[0], y[0]
+    xa, ya = alg.augment_support(x, y)
+    assert xa.shape[-4] == 18 and ya.shape[-1] == 18
+    for xs, ys, xas, yas in zip(x, y, xa, ya) if batched else [(x, y, xa, ya)]:
+        nearest = torch.cdist(xas.flatten(1), xs.flatten(1)).argmin(1)   # which original each copy came from
+        assert torch.equal(yas, ys[nearest])

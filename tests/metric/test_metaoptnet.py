@@ -66,3 +66,28 @@ def test_separable_support_is_classified_correctly():
 def test_bad_support_raises():
     with pytest.raises(ValueError, match="every label"):
         MetaOptNet(nn.Flatten()).fit_support(torch.rand(2, 1, 28, 28), torch.tensor([0, 2]))
+
+
+def test_meta_gradient_through_the_qp_matches_finite_differences():
+    """The backbone's gradient runs through the support embeddings into the QP's solution (issue 22:
+    a QP built on detached support embeddings still gives a gradient, through the queries only)."""
+    torch.manual_seed(0)
+    x_support, y_support, x_query = episode(n_way=3, k_shot=2, n_query=2)
+    x_support, x_query = x_support.double(), x_query.double()
+    y_query = torch.arange(3).repeat_interleave(2)
+    model = MetaOptNet(nn.Sequential(nn.Flatten(), nn.Linear(784, 6)), C=0.1, max_iter=60).double()
+
+    def loss():
+        model.fit_support(x_support, y_support)
+        return F.cross_entropy(model(x_query), y_query)
+
+    weight = model.backbone[1].weight
+    (grad,) = torch.autograd.grad(loss(), weight)
+    d = torch.randn(weight.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        weight += 1e-5 * d
+    up = loss().item()
+    with torch.no_grad():
+        weight -= 2e-5 * d
+    down = loss().item()
+    assert (grad * d).sum().item() == pytest.approx((up - down) / 2e-5, rel=1e-4)
