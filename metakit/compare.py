@@ -30,8 +30,7 @@ def episode_accuracy(method, x_support, y_support, x_query, y_query, steps: int 
     (``needs_grad_to_fit = True``, as a fine-tuner does).
     """
     if hasattr(method, "adapt"):
-        params = method.adapt(x_support, y_support) if steps is None else method.adapt(x_support, y_support,
-                                                                                       steps=steps)
+        params = method.adapt(x_support, y_support, steps=steps)
         with torch.no_grad():
             logits = method.predict(params, x_query)
     else:

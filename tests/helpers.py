@@ -55,6 +55,20 @@ def learn2learn_meta_loss(model, tasks, *, inner_lr, steps, first_order, loss_fn
     return total / len(tasks[0])
 
 
+def central_difference(loss, param, direction, eps):
+    """``(loss(param + eps d) - loss(param - eps d)) / 2 eps``, moving ``param`` in place and back:
+    the slope of ``loss()`` along ``direction``, to check a gradient against."""
+    with torch.no_grad():
+        param += eps * direction
+    up = loss().item()
+    with torch.no_grad():
+        param -= 2 * eps * direction
+    down = loss().item()
+    with torch.no_grad():
+        param += eps * direction
+    return (up - down) / (2 * eps)
+
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import random_episode
+from helpers import central_difference, random_episode
 from torch import nn
 
 from metakit.metric.metaoptnet import MetaOptNet, svm_dual_qp, svm_kkt_residuals
@@ -84,10 +84,4 @@ def test_meta_gradient_through_the_qp_matches_finite_differences():
     weight = model.backbone[1].weight
     (grad,) = torch.autograd.grad(loss(), weight)
     d = torch.randn(weight.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    with torch.no_grad():
-        weight += 1e-5 * d
-    up = loss().item()
-    with torch.no_grad():
-        weight -= 2e-5 * d
-    down = loss().item()
-    assert (grad * d).sum().item() == pytest.approx((up - down) / 2e-5, rel=1e-4)
+    assert (grad * d).sum().item() == pytest.approx(central_difference(loss, weight, d, 1e-5), rel=1e-4)
