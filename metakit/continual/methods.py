@@ -32,7 +32,7 @@ class EWC(ContinualLearner):
         self.anchors: list[tuple[dict, dict]] = []   # (Fisher diagonal, weights) of each finished task
 
     def observe(self, x, y, task_id):
-        self.check_batch(x, y, task_id)
+        x, y = self.check_batch(x, y, task_id)
         if task_id != self.task and self.task >= 0:
             self.anchors.append(self.consolidate(*self.samples.get(self.task)))
         self.samples.add(x, y, task_id)
@@ -72,7 +72,7 @@ class Replay(ContinualLearner):
         return super().loss(x, y)
 
     def observe(self, x, y, task_id):
-        self.check_batch(x, y, task_id)
+        x, y = self.check_batch(x, y, task_id)
         self.task = task_id
         loss = super().observe(x, y, task_id)
         self.memory.add(x, y, task_id)
@@ -98,12 +98,13 @@ def gem_project(g: torch.Tensor, G: torch.Tensor, margin: float = 0.0, max_iter:
     """
     K = len(G)
     Gd, gd = G.double(), g.double()
+    like = {"dtype": Gd.dtype, "device": Gd.device}
     P = Gd @ Gd.T                                            # (K, K)
-    P = 0.5 * (P + P.T) + 1e-10 * (P.diagonal().mean() + 1) * torch.eye(K, dtype=P.dtype)  # strictly convex
+    P = 0.5 * (P + P.T) + 1e-10 * (P.diagonal().mean() + 1) * torch.eye(K, **like)  # strictly convex
     q = Gd @ gd                                              # (K,)
-    empty = torch.empty(0, dtype=P.dtype)
-    v = QPFunction(verbose=-1, maxIter=max_iter, eps=1e-14)(P, q, -torch.eye(K, dtype=P.dtype),
-                                                             -margin * torch.ones(K, dtype=P.dtype), empty, empty)[0]
+    empty = torch.empty(0, **like)
+    v = QPFunction(verbose=-1, maxIter=max_iter, eps=1e-14)(P, q, -torch.eye(K, **like),
+                                                             -margin * torch.ones(K, **like), empty, empty)[0]
     return (gd + Gd.T @ v.clamp_min(margin)).to(g.dtype)
 
 
@@ -119,7 +120,7 @@ class GEM(ContinualLearner):
         self.projections = 0
 
     def observe(self, x, y, task_id):
-        self.check_batch(x, y, task_id)
+        x, y = self.check_batch(x, y, task_id)
         self.task = task_id
         past = self.memory.tasks(before=task_id)
         G = torch.stack([self.flat_grad(self.loss(*self.memory.get(t))) for t in past]) if past else None
@@ -144,7 +145,7 @@ class AGEM(ContinualLearner):
         self.projections = 0
 
     def observe(self, x, y, task_id):
-        self.check_batch(x, y, task_id)
+        x, y = self.check_batch(x, y, task_id)
         self.task = task_id
         loss = self.loss(x, y)
         g = self.flat_grad(loss)

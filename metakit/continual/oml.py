@@ -19,6 +19,7 @@ from torch import nn
 
 from ..checkpoints import CHECKPOINTS, train_or_load
 from ..runtime import Budget
+from ..training import model_device
 
 # Held out of meta-training and pretraining, to choose each model's head learning rate.
 VALIDATION_ALPHABETS = ("Cyrillic", "Greek")
@@ -79,7 +80,7 @@ def online_head_step(W, b, z, y, lr):
     Returns:
         The new ``(W, b)``; differentiable in everything, so meta-training backpropagates through it.
     """
-    loss = F.cross_entropy((W @ z + b)[None], torch.tensor([y]))
+    loss = F.cross_entropy((W @ z + b)[None], torch.tensor([y], device=z.device))
     gW, gb = torch.autograd.grad(loss, (W, b), create_graph=torch.is_grad_enabled())
     return W - lr * gW, b - lr * gb
 
@@ -104,18 +105,19 @@ def meta_train_online(model: OnlineLearner, dataset, steps: int | None = 1000, s
     """
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=meta_lr)
-    n_classes, images = dataset.num_classes, dataset
-    budget = Budget(steps, seconds, clock=clock, desc=f"meta-training {type(model).__name__}", progress=progress)
+    n_classes, images, device = dataset.num_classes, dataset, model_device(model)
+    budget = Budget(steps, seconds, clock=clock, device=device, desc=f"meta-training {type(model).__name__}",
+                    progress=progress)
     model.train()
     for _ in budget:
         chosen = torch.randperm(n_classes, generator=g)[:classes].tolist()
         rows = [dataset.labels_to_indices[c][i] for c in chosen
                 for i in torch.randperm(len(dataset.labels_to_indices[c]), generator=g)[:shots].tolist()]
         rows_rem = torch.randint(len(dataset), (remember,), generator=g).tolist()
-        x = torch.stack([images[i][0] for i in rows + rows_rem])             # (T + R, 1, 28, 28)
-        y = torch.tensor([images[i][1] for i in rows + rows_rem])
+        x = torch.stack([images[i][0] for i in rows + rows_rem]).to(device)  # (T + R, 1, 28, 28)
+        y = torch.tensor([images[i][1] for i in rows + rows_rem], device=device)
         z = model.features(x)                                                # (T + R, D)
-        keep = torch.ones(n_classes, 1)
+        keep = torch.ones(n_classes, 1, device=device)
         keep[chosen] = 0.0
         W, b = model.head.weight * keep, model.head.bias * keep[:, 0]         # the new classes start at 0
         lr = model.log_inner_lr.exp()
@@ -148,18 +150,19 @@ def pretrain(model: OnlineLearner, dataset, steps: int | None = 1000, seconds: f
     """
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    x_all = torch.stack([dataset[i][0] for i in range(len(dataset))])
-    budget = Budget(steps, seconds, clock=clock, desc="pretraining", progress=progress)
+    x_all, device = torch.stack([dataset[i][0] for i in range(len(dataset))]), model_device(model)
+    budget = Budget(steps, seconds, clock=clock, device=device, desc="pretraining", progress=progress)
     model.train()
     for _ in budget:
         rows = torch.randint(len(dataset), (batch_size,), generator=g)
-        adam_step(opt, F.cross_entropy(model(x_all[rows]), dataset.targets[rows]), budget, "the pretraining loss", "lr")
+        x, y = x_all[rows].to(device), dataset.targets[rows].to(device)
+        adam_step(opt, F.cross_entropy(model(x), y), budget, "the pretraining loss", "lr")
     return {**budget.history, **budget.summary()}
 
 
 @torch.no_grad()
 def stream_accuracy(features, dataset, n_classes: int = 100, lr: float = 0.01, train_per_class: int = 15,
-                    report=None, seed: int = 0) -> dict[int, float]:
+                    report=None, seed: int = 0, device=None) -> dict[int, float]:
     """The meta-test protocol of OML and ANML: learn ``n_classes`` new classes one after the other,
     each from ``train_per_class`` images seen once, one SGD step per image on a linear head that
     starts at zero with one output per class of the stream; the representation stays frozen.
@@ -168,6 +171,8 @@ def stream_accuracy(features, dataset, n_classes: int = 100, lr: float = 0.01, t
         features: ``(B, 1, 28, 28) -> (B, D)``, e.g. ``model.features``.
         dataset: the classes to learn, in a random order drawn from ``seed``.
         report: the numbers of classes after which to test (default: every 10 and ``n_classes``).
+        device: where ``features`` computes (default: where its module's parameters are, for a
+            module or a module's method; else the CPU).
     Returns:
         ``{n: accuracy}``: accuracy on the held-out images (the rest of each class) of the first
         ``n`` classes, right after learning the n-th, predicting among the first ``n`` outputs.
@@ -178,15 +183,18 @@ def stream_accuracy(features, dataset, n_classes: int = 100, lr: float = 0.01, t
         raise ValueError(f"the head's learning rate must be a positive number; got {lr!r}.")
     report = sorted(set(report or [*range(10, n_classes, 10), n_classes]))
     order = torch.randperm(dataset.num_classes, generator=torch.Generator().manual_seed(seed))[:n_classes].tolist()
+    owner = getattr(features, "__self__", features)
+    device = torch.device(device) if device is not None else (
+        model_device(owner) if isinstance(owner, nn.Module) else torch.device("cpu"))
     z_train, z_test = [], []
     for c in order:
         rows = dataset.labels_to_indices[c]
         if len(rows) <= train_per_class:
             raise ValueError(f"train_per_class={train_per_class} leaves no test images: class {c} has {len(rows)}.")
-        z = features(torch.stack([dataset[i][0] for i in rows]))
+        z = features(torch.stack([dataset[i][0] for i in rows]).to(device))
         z_train.append(z[:train_per_class])
         z_test.append(z[train_per_class:])
-    W, b = torch.zeros(n_classes, z.shape[1]), torch.zeros(n_classes)    # one output per class of the stream
+    W, b = torch.zeros(n_classes, z.shape[1], device=device), torch.zeros(n_classes, device=device)  # one per class
     out = {}
     for n, zs in enumerate(z_train, 1):
         for zi in zs:
@@ -196,7 +204,7 @@ def stream_accuracy(features, dataset, n_classes: int = 100, lr: float = 0.01, t
             b -= lr * p
         if n in report:
             zt = torch.cat(z_test[:n])
-            yt = torch.cat([torch.full((len(t),), k) for k, t in enumerate(z_test[:n])])
+            yt = torch.cat([torch.full((len(t),), k, device=device) for k, t in enumerate(z_test[:n])])
             out[n] = ((zt @ W[:n].T + b[:n]).argmax(1) == yt).float().mean().item()
     return out
 

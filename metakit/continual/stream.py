@@ -136,14 +136,21 @@ class ContinualLearner(nn.Module):
     def forward(self, x):
         return self.net(x)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's parameters are (batches are moved there)."""
+        return next(self.net.parameters()).device
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor, task_id: int | None = None) -> torch.Tensor:
-        """(B, ...) inputs -> (B,) predicted classes (the shared head ignores ``task_id``)."""
-        return self.net(x).argmax(1)
+        """(B, ...) inputs -> (B,) predicted classes, on the network's device (the shared head
+        ignores ``task_id``)."""
+        return self.net(x.to(self.device)).argmax(1)
 
     def check_batch(self, x, y, task_id):
         """Refuse an empty or mislabelled batch and a task id out of order (every strategy's
-        ``observe`` starts here), and put the network in training mode."""
+        ``observe`` starts here), put the network in training mode, and return the batch on the
+        network's device."""
         if len(x) != len(y) or len(y) == 0:
             raise ValueError("observe needs a non-empty batch with one label per input; "
                              f"got {len(x)} inputs, {len(y)} labels.")
@@ -151,12 +158,13 @@ class ContinualLearner(nn.Module):
             raise ValueError(f"task ids must arrive in order 0, 1, 2, ...; "
                              f"got task {task_id!r} after task {self.task}.")
         self.net.train()
+        return x.to(self.device), y.to(self.device)
 
     def loss(self, x, y):
         return F.cross_entropy(self.net(x), y)
 
     def observe(self, x: torch.Tensor, y: torch.Tensor, task_id: int) -> float:
-        self.check_batch(x, y, task_id)
+        x, y = self.check_batch(x, y, task_id)
         self.task = task_id
         self.optimizer.zero_grad()
         loss = self.loss(x, y)
@@ -210,7 +218,7 @@ def continual_metrics(R, b=None) -> dict[str, float]:
 @torch.no_grad()
 def accuracy(learner: ContinualLearner, x, y, task_id=None, batch_size: int = 500) -> float:
     learner.net.eval()
-    right = sum((learner.predict(x[i:i + batch_size], task_id) == y[i:i + batch_size]).sum().item()
+    right = sum((learner.predict(x[i:i + batch_size], task_id).cpu() == y[i:i + batch_size].cpu()).sum().item()
                 for i in range(0, len(y), batch_size))
     return right / len(y)
 

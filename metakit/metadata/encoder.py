@@ -114,9 +114,10 @@ class ColumnPrototypes(PrototypicalNetwork):
     def __init__(self, encoder: nn.Module | None = None):
         super().__init__(encoder if encoder is not None else ColumnEncoder())
 
-    @staticmethod
-    def _tensor(x):
-        return x if torch.is_tensor(x) else encode_columns(x)
+    def _tensor(self, x):
+        """Columns encoded (when given as lists of strings) and moved to the encoder's device."""
+        x = x if torch.is_tensor(x) else encode_columns(x)
+        return x.to(next(self.parameters()).device)
 
     def fit_support(self, x_support, y_support: torch.Tensor) -> None:
         super().fit_support(self._tensor(x_support), y_support)

@@ -20,6 +20,7 @@ from torch import nn
 from ..fewshot import FewShotClassifier
 from ..models import Conv4
 from ..runtime import Budget
+from ..training import model_device
 
 HEADS = {"baseline": "linear", "baselinepp": "cosine"}
 LAYERS = ("head", "last block", "all")
@@ -88,14 +89,16 @@ def pretrain(backbone: Conv4, dataset, head: str = "linear", *, steps: int | Non
     model = nn.Sequential(backbone, make_head(head, backbone.embedding_dim, n_classes, generator=g)).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     images = 1.0 - dataset.images.float().unsqueeze(1) / 255.0  # (N, 1, 28, 28), ink = 1
-    budget = Budget(steps, seconds, clock=clock, desc=f"pretraining ({head} head)", progress=progress)
+    device = model_device(backbone)
+    model.to(device)
+    budget = Budget(steps, seconds, clock=clock, device=device, desc=f"pretraining ({head} head)", progress=progress)
     for step in budget:
         i = torch.randint(len(images), (batch_size,), generator=g)
         r = torch.randint(n_rot, (batch_size,), generator=g)
         x = images[i]  # (B, 1, 28, 28)
         for k in range(1, n_rot):
             x[r == k] = torch.rot90(x[r == k], k, dims=(-2, -1))
-        y = dataset.targets[i] + r * dataset.num_classes
+        x, y = x.to(device), (dataset.targets[i] + r * dataset.num_classes).to(device)
         logits = model(x)  # (B, 4C)
         loss = F.cross_entropy(logits, y)
         if not torch.isfinite(loss):
