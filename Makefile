@@ -12,7 +12,7 @@ LAB_ARGS ?=
 APP_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab app test test-fast test-pythons bench data clean mutants
+.PHONY: setup lab app test test-fast test-pythons bench gpu-check data clean mutants
 
 setup: $(STAMP)
 
@@ -55,6 +55,12 @@ mutants: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# On a machine with a GPU: one real step of every algorithm, every notebook in quick mode and the
+# benchmarks' short versions with METAKIT_DEVICE=cuda, timed against the CPU run in RESULTS.md.
+# GPU_ARGS="--device cpu" makes that CPU run; see benchmarks/gpu_check.py.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py $(GPU_ARGS)
 
 data: $(STAMP)
 	$(BIN)/python -c "import metakit; metakit.load_glyphs('all', rebuild=True)"

@@ -1,7 +1,8 @@
 """One step of every training loop in the kit under :class:`~metakit.device_check.DeviceCheck`.
 
 No step may make a tensor on the default device that then meets the model's tensors: on a GPU
-that operation would fail. This runs on any machine; ``make gpu-check`` runs the real thing."""
+that operation would fail. The models go to ``metakit.device()``: the CPU here, and a real GPU under
+``make gpu-check`` (which sets ``METAKIT_DEVICE=cuda``), where each step then really runs there."""
 
 import pytest
 import torch
@@ -18,7 +19,12 @@ from metakit.metric import experiments as metric
 from metakit.transfer import finetune
 
 
+DEVICE = metakit.device()
+
+
 def checked(modules, step, data=()):
+    for module in modules:
+        module.to(DEVICE)
     with DeviceCheck(*modules, data=data) as check:
         step()
     assert not check.problems, check.report()

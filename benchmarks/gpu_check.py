@@ -1,0 +1,100 @@
+"""The kit on a real device: one real training step of every algorithm, every notebook in quick
+mode, and the benchmarks' short versions, with ``METAKIT_DEVICE`` set, timed.
+
+    python benchmarks/gpu_check.py                   # on cuda (make gpu-check)
+    python benchmarks/gpu_check.py --device cpu      # the same on the CPU, for the reference column
+    python benchmarks/gpu_check.py --notebooks 03,04 --benchmarks metric
+
+Prints one table: each part's seconds here, the same part's seconds in the CPU run recorded in
+``benchmarks/RESULTS.md`` (the ``RESULT device=cpu ...`` line of its "gpu-check" section), and
+whether it passed. A notebook passes when it runs without an error and its setup cell printed the
+device asked for. The last line is ``RESULT device=... <part>_s=... failed=...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = {"glyphs": [], "metric": [], "maml_family": ["--only", "maml,anil", "--episodes", "4"],
+              "maml_speed": [], "continual": [], "transfer": [], "gan_augmentation": [], "meta_augmentation": [],
+              "metadata": []}
+
+
+def run_notebook(path: Path, device: str, timeout: int) -> tuple[bool, str]:
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(path, as_version=4)
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+                       ).execute()
+    except Exception as e:  # the failing cell's error, in one line
+        return False, f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"
+    setup = "".join(o.get("text", "") for c in nb.cells[:4] if c.cell_type == "code" for o in c.outputs)
+    if f"device: {device}" not in setup:
+        return False, f"ran, but its setup cell did not print 'device: {device}'"
+    return True, ""
+
+
+def run_benchmark(name: str, args: list[str], timeout: int) -> tuple[bool, str]:
+    cmd = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick", "--no-progress", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return False, f"over {timeout} s"
+    last = (proc.stdout.strip().splitlines() or [""])[-1]
+    if proc.returncode != 0 or not last.startswith("RESULT"):
+        return False, (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+    return True, last[:200]
+
+
+def reference(device: str) -> dict[str, float]:
+    """The recorded CPU run's seconds per part (empty when there is none, or when this is that run)."""
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    line = next((m for m in re.findall(r"^RESULT device=cpu .*$", text, re.M)), "") if device != "cpu" else ""
+    return {k[:-2]: float(v) for k, v in (kv.split("=") for kv in line.split()[2:]) if k.endswith("_s")}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--notebooks", default="all", help="comma-separated numbers (01,03), all, or none")
+    p.add_argument("--benchmarks", default="all", help="comma-separated names, all, or none")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per notebook or benchmark")
+    args = p.parse_args()
+    os.environ.update(METAKIT_DEVICE=args.device, METAKIT_QUICK="1", MPLBACKEND="agg")
+    parts = [("device_check", lambda: run_benchmark_tests(args.timeout))]
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        if args.notebooks == "all" or path.name[:2] in args.notebooks.split(","):
+            parts.append((f"nb{path.name[:2]}", lambda path=path: run_notebook(path, args.device, args.timeout)))
+    for name, extra in BENCHMARKS.items():
+        if args.benchmarks == "all" or name in args.benchmarks.split(","):
+            parts.append((name, lambda name=name, extra=extra: run_benchmark(name, extra, args.timeout)))
+    ref, seconds, failed = reference(args.device), {}, []
+    print(f"{'part':<20} {args.device + ' s':>9} {'cpu s':>8}  result", flush=True)
+    for name, run in parts:
+        start = time.perf_counter()
+        ok, note = run()
+        seconds[name] = time.perf_counter() - start
+        failed += [] if ok else [name]
+        cpu = f"{ref[name]:.1f}" if name in ref else "-"
+        print(f"{name:<20} {seconds[name]:9.1f} {cpu:>8}  {'ok' if ok else 'FAILED'} {note}", flush=True)
+    print(f"RESULT device={args.device} " + " ".join(f"{k}_s={v:.1f}" for k, v in seconds.items())
+          + f" failed={','.join(failed) or 'none'}")
+
+
+def run_benchmark_tests(timeout: int) -> tuple[bool, str]:
+    """One real step of every training loop on the device (tests/test_device_check.py)."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_device_check.py"],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return proc.returncode == 0, (proc.stdout.strip().splitlines() or [""])[-1][:200]
+
+
+if __name__ == "__main__":
+    main()
