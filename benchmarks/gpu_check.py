@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 BENCHMARKS = {"glyphs": [], "metric": [], "maml_family": ["--only", "maml,anil", "--episodes", "4"],
               "maml_speed": [], "continual": [], "transfer": [], "gan_augmentation": [], "meta_augmentation": [],
               "metadata": []}
@@ -34,8 +35,9 @@ def run_notebook(path: Path, device: str, timeout: int) -> tuple[bool, str]:
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
                        ).execute()
-    except Exception as e:  # the failing cell's error, in one line
-        return False, f"{type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"
+    except Exception as e:  # the failing cell's first line and the error's last lines
+        lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
+        return False, " | ".join(lines[1:2] + lines[-3:])[:600]
     setup = "".join(o.get("text", "") for c in nb.cells[:4] if c.cell_type == "code" for o in c.outputs)
     if f"device: {device}" not in setup:
         return False, f"ran, but its setup cell did not print 'device: {device}'"
@@ -76,6 +78,7 @@ def main():
     for name, extra in BENCHMARKS.items():
         if args.benchmarks == "all" or name in args.benchmarks.split(","):
             parts.append((name, lambda name=name, extra=extra: run_benchmark(name, extra, args.timeout)))
+    parts.append(("determinism", lambda: determinism(args.device)))
     ref, seconds, failed = reference(args.device), {}, []
     print(f"{'part':<20} {args.device + ' s':>9} {'cpu s':>8}  result", flush=True)
     for name, run in parts:
@@ -89,11 +92,33 @@ def main():
           + f" failed={','.join(failed) or 'none'}")
 
 
+def determinism(device: str) -> tuple[bool, str]:
+    """A Conv-4 MAML run of 10 meta-steps, twice per mode: does it repeat bit for bit, and at what speed."""
+    import torch
+
+    import metakit
+    from metakit.gradient import family
+    background, out = metakit.load_glyphs("background"), []
+    for deterministic in (False, True):
+        runs = []
+        for _ in range(2):
+            metakit.seed_everything(0, deterministic=deterministic)
+            alg = family.make_algorithm("maml").to(device)
+            start = time.perf_counter()
+            family.train(alg, background, steps=10, progress=False)
+            runs.append((time.perf_counter() - start, torch.cat([p.detach().flatten() for p in alg.parameters()])))
+        out.append(f"deterministic={deterministic}: {runs[1][0] / 10 * 1000:.1f} ms/step, repeats "
+                   f"{torch.equal(runs[0][1], runs[1][1])} (max diff {(runs[0][1] - runs[1][1]).abs().max():.1e})")
+    torch.use_deterministic_algorithms(False)
+    return "repeats True" in out[1], "; ".join(out)
+
+
 def run_benchmark_tests(timeout: int) -> tuple[bool, str]:
     """One real step of every training loop on the device (tests/test_device_check.py)."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_device_check.py"],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    return proc.returncode == 0, (proc.stdout.strip().splitlines() or [""])[-1][:200]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
+                           "tests/test_device_check.py"], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    lines = proc.stdout.strip().splitlines() or [""]
+    return proc.returncode == 0, " | ".join([ln[:300] for ln in lines if ln.startswith("FAILED")] + lines[-1:])
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def compare(methods: dict, test_sets: dict, settings: dict, episodes: int = 600,
         seed: reseeds before each method, so every method meets the same episodes.
         evaluate: ``evaluate(method, x_support, y_support, x_query, y_query) -> accuracy``.
         make_sampler: ``make_sampler(dataset, n_way=, k_shot=, n_query=)`` with ``sample() ->
-            episode`` (default :class:`~metakit.episodes.EpisodeSampler`).
+            episode`` (default :class:`~metakit.episodes.EpisodeSampler`). Each episode's tensors
+            are moved to the method's device (where its parameters are) before ``evaluate``.
     Returns:
         ``{(method, test set, setting): {"acc", "ci95", "accs", "ms"}}``: the mean accuracy, its
         95% half-width, the per-episode accuracies (for :func:`paired`) and the wall-clock
@@ -70,9 +71,9 @@ def compare(methods: dict, test_sets: dict, settings: dict, episodes: int = 600,
             method.eval()  # BatchNorm on its running statistics, as at test time
         seed_everything(seed)  # learn2learn's Taskset draws with Python's random
         sampler = make_sampler(test_sets[set_name], **settings[setting])
-        start = time.perf_counter()
+        start, where = time.perf_counter(), _device_of(method)
         try:
-            accs = [evaluate(method, *sampler.sample()) for _ in range(episodes)]
+            accs = [evaluate(method, *_moved(sampler.sample(), where)) for _ in range(episodes)]
         finally:
             if was_training is not None:
                 method.train(was_training)
@@ -80,6 +81,16 @@ def compare(methods: dict, test_sets: dict, settings: dict, episodes: int = 600,
         results[name, set_name, setting] = {"acc": acc, "ci95": ci95, "accs": accs,
                                             "ms": 1000 * (time.perf_counter() - start) / episodes}
     return results
+
+
+def _device_of(method):
+    """Where a module's parameters are; None for anything else (nothing is moved then)."""
+    param = next(method.parameters(), None) if isinstance(method, nn.Module) else None
+    return param.device if param is not None else None
+
+
+def _moved(episode, device):
+    return tuple(t.to(device) if device is not None and torch.is_tensor(t) else t for t in episode)
 
 
 def paired(results: dict, a: str, b: str, test_set: str, setting: str) -> tuple[float, float]:

@@ -109,7 +109,7 @@ def test_transfer_steps(head, glyphs_background):
     checked([backbone], lambda: finetune.pretrain(backbone, glyphs_background, head, steps=1, batch_size=4,
                                                   progress=False), glyph_data(glyphs_background))
     tuner = finetune.FineTuner(backbone, head=head, steps=2)
-    x_support, y_support, x_query, _ = metakit.sample_episode(glyphs_background, 3, 1, 1)
+    x_support, y_support, x_query, _ = metakit.sample_episode(glyphs_background, 3, 1, 1, device=DEVICE)
     checked([tuner], lambda: (tuner.fit_support(x_support, y_support), tuner(x_query)))
 
 

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -31,6 +33,19 @@ def test_seed_everything_repeats_a_run(glyphs_evaluation):
 
     (a, ea), (b, eb) = run(), run()
     assert torch.equal(a, b) and torch.equal(ea, eb)
+
+
+def test_seed_everything_deterministic_turns_on_deterministic_algorithms(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        metakit.seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cudnn.benchmark and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+    metakit.seed_everything(0)
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("0", False), ("", False)])

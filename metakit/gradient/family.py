@@ -22,6 +22,7 @@ from ..episodes import EpisodeSampler, check_episode
 from ..models import Conv4
 from ..runtime import seed_everything
 from ..stats import format_ci
+from ..training import model_device
 from .anil import ANIL
 from .maml import MAML
 from .mamlpp import MAMLPlusPlus
@@ -248,7 +249,7 @@ def adaptation_curve(algorithm, dataset, k_shot: int, inner_steps: int, inner_lr
     n_way = algorithm.model.head.out_features
     check_episode(dataset, n_way, k_shot, n_query)
     seed_everything(seed)
-    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
+    sampler = EpisodeSampler(dataset, n_way, k_shot, n_query, device=model_device(algorithm))
     trained_lr, was_training, accs, losses = algorithm.inner_lr, algorithm.training, [], []
     algorithm.eval()
     try:
@@ -315,7 +316,7 @@ def feature_reuse(algorithm, dataset, episodes: int = 100, seed: int = 0, progre
         seed_everything(seed)
         full[name] = meta_evaluate(alg, EpisodeSampler(dataset, **setting), episodes=episodes)
     seed_everything(seed)
-    sampler = EpisodeSampler(dataset, **setting)
+    sampler = EpisodeSampler(dataset, **setting, device=model_device(algorithm))
     theta = {n: p.detach() for n, p in algorithm.init_params().items()}
     cka, head_change, body_change = [], [], []
     was_training = algorithm.training

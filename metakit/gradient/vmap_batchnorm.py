@@ -27,9 +27,10 @@ class DecomposedBatchNorm(TorchFunctionMode):
         x = a["input"]  # (B, C, ...)
         dims = [0, *range(2, x.dim())]
         shape = (1, -1) + (1,) * (x.dim() - 2)
-        # statistics accumulated in float64 on CPU, as the fused CPU kernel does: in float32 a support
-        # set whose channel barely varies (1-shot glyphs) gave 1e-2 relative meta-gradient errors
-        acc = torch.float64 if x.device.type == "cpu" else torch.promote_types(x.dtype, torch.float32)
+        # statistics accumulated in float64, as the fused CPU kernel does: in float32 a support set
+        # whose channel barely varies (1-shot glyphs) gave 1e-2 relative meta-gradient errors. The
+        # same on every device that has float64 (all but Apple's MPS, which keeps float32).
+        acc = torch.promote_types(x.dtype, torch.float32) if x.device.type == "mps" else torch.float64
         wide = x.to(acc)
         mean = wide.mean(dims, keepdim=True)
         invstd = torch.rsqrt(wide.var(dims, unbiased=False, keepdim=True) + a.get("eps", 1e-5))
