@@ -17,7 +17,7 @@ from ..compare import compare
 from ..episodes import EpisodeSampler, sample_episode
 from ..models import Conv4
 from ..runtime import seed_everything
-from ..training import train_episodes
+from ..training import model_device, train_episodes
 from .matching import MatchingNetwork
 from .metaoptnet import MetaOptNet
 from .protonet import PrototypicalNetwork
@@ -134,10 +134,12 @@ def embedding_2d(model, dataset, n_way: int, k_shot: int, n_query: int = 5, seed
     Returns:
         ``{"points": (N, 2) all projected embeddings, "support": (n_way*k_shot, 2), "query":
         (n_way*n_query, 2), "prototypes": (n_way, 2) projected class means, "y_support",
-        "y_query", "wrong": (n_way*n_query,) True where the full model misclassifies}``.
+        "y_query", "wrong": (n_way*n_query,) True where the full model misclassifies}``, on the CPU
+        (the episode is computed on the model's device).
     """
     seed_everything(seed)
-    x_support, y_support, x_query, y_query = sample_episode(dataset, n_way, k_shot, n_query)
+    x_support, y_support, x_query, y_query = sample_episode(dataset, n_way, k_shot, n_query,
+                                                            device=model_device(model))
     model.eval()
     with torch.no_grad():
         model.fit_support(x_support, y_support)
@@ -148,5 +150,6 @@ def embedding_2d(model, dataset, n_way: int, k_shot: int, n_query: int = 5, seed
     p = (z - centre) @ v[:2].T                                    # (N, 2)
     ps, pq = p[: len(y_support)], p[len(y_support):]
     protos = torch.stack([ps[y_support == c].mean(0) for c in range(n_way)])
-    return {"points": p, "support": ps, "query": pq, "prototypes": protos, "y_support": y_support,
-            "y_query": y_query, "wrong": wrong}
+    out = {"points": p, "support": ps, "query": pq, "prototypes": protos, "y_support": y_support,
+           "y_query": y_query, "wrong": wrong}
+    return {k: v.cpu() for k, v in out.items()}
