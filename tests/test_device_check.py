@@ -104,7 +104,12 @@ def test_transfer_steps(head, glyphs_background):
                                                   progress=False), glyph_data(glyphs_background))
     tuner = finetune.FineTuner(backbone, head=head, steps=2)
     x_support, y_support, x_query, _ = metakit.sample_episode(glyphs_background, 3, 1, 1)
-    checked([tuner], lambda: (tuner.fit_support(x_support, y_support), tuner(x_query)))
+
+    def fit_and_predict():   # the episode goes where the model is (checked() may have moved it)
+        device = next(backbone.parameters()).device
+        tuner.fit_support(x_support.to(device), y_support.to(device))
+        tuner(x_query.to(device))
+    checked([tuner], fit_and_predict)
 
 
 def test_column_encoder_step():
