@@ -26,8 +26,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import torch  # noqa: E402
-
 import metakit  # noqa: E402
 from metakit.checkpoints import CHECKPOINTS  # noqa: E402
 from metakit.gan import augmentation as A  # noqa: E402
@@ -43,35 +41,35 @@ def main(argv=None) -> None:
     parser.add_argument("--n-gen", type=int, default=5, help="generated images per real shot")
     parser.add_argument("--noise-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    start, quick = time.perf_counter(), args.quick
-    background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
-    quick_budgets = dict(dagan_seconds=15, dcgan_seconds=3, episodes=5, quality_episodes=20)
-    budgets = quick_budgets if quick else dict(episodes=args.episodes)
-    r = A.gan_experiment(background, evaluation, n_gen=args.n_gen, noise_scale=args.noise_scale, seed=args.seed,
-                         folder=CHECKPOINTS if args.save_checkpoints and not quick else Path(tempfile.mkdtemp()),
-                         progress=not args.no_progress, **budgets)
-    da, dc, summaries = r["dagan"], r["dcgan"], r["summaries"]
-    gen_train_s = da["clock_seconds"]
-    print(f"DAGAN on {background.name}: {da['steps']} steps in {gen_train_s:.0f} CPU-s (one thread)")
-    print(f"DCGAN on {background.name}: {dc['steps']} steps in {dc['clock_seconds']:.0f} CPU-s, last 100 steps "
-          f"mean D loss {sum(dc['d_loss'][-100:]) / len(dc['d_loss'][-100:]):.3f}, "
-          f"G loss {sum(dc['g_loss'][-100:]) / len(dc['g_loss'][-100:]):.3f}")
-    print(f"\nsample quality on {evaluation.name} (never seen by the generator), noise scale {args.noise_scale:g}:")
-    print(A.format_quality(r["quality"], r["generated_only"], args.n_gen))
-    if summaries is None:
-        sys.exit("The generator has collapsed; the augmented evaluation refuses to use it.")
-    print("\n" + "; ".join(f"{name}: paired episodes in {s:.0f} CPU-s" for name, s in r["seconds"].items()))
-    print(f"{args.n_gen} generated images per real shot, noise scale {args.noise_scale:g}, {budgets['episodes']} "
-          f"episodes per setting on {evaluation.name}; accuracy ± 95% interval\n")
-    print(A.format_table(summaries) + "\n\n" + A.format_reference(summaries["5w1s"]["plain"]))
-    checks = {"plain 5w1s gain >= +5 points": summaries["5w1s"]["plain"]["diff"] >= 0.05,
-              "generator training <= 600 CPU-s": gen_train_s <= 600}
-    print("\ntargets: " + ", ".join(f"{k} ({'met' if ok else 'MISSED'})" for k, ok in checks.items()))
-    print(f"total time {time.perf_counter() - start:.0f} s")
-    s = summaries["5w1s"]
-    figures = {f"{m}_{k}": s[m][k] for m in A.METHODS for k in ("base", "aug")}
-    print("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in figures.items()) + f" gen_train_s={gen_train_s:.1f}")
+    with metakit.runtime.threads(args.threads):
+        start, quick = time.perf_counter(), args.quick
+        background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
+        quick_budgets = dict(dagan_seconds=15, dcgan_seconds=3, episodes=5, quality_episodes=20)
+        budgets = quick_budgets if quick else dict(episodes=args.episodes)
+        r = A.gan_experiment(background, evaluation, n_gen=args.n_gen, noise_scale=args.noise_scale, seed=args.seed,
+                             folder=CHECKPOINTS if args.save_checkpoints and not quick else Path(tempfile.mkdtemp()),
+                             progress=not args.no_progress, **budgets)
+        da, dc, summaries = r["dagan"], r["dcgan"], r["summaries"]
+        gen_train_s = da["clock_seconds"]
+        print(f"DAGAN on {background.name}: {da['steps']} steps in {gen_train_s:.0f} CPU-s (one thread)")
+        print(f"DCGAN on {background.name}: {dc['steps']} steps in {dc['clock_seconds']:.0f} CPU-s, last 100 steps "
+              f"mean D loss {sum(dc['d_loss'][-100:]) / len(dc['d_loss'][-100:]):.3f}, "
+              f"G loss {sum(dc['g_loss'][-100:]) / len(dc['g_loss'][-100:]):.3f}")
+        print(f"\nsample quality on {evaluation.name} (never seen by the generator), noise scale {args.noise_scale:g}:")
+        print(A.format_quality(r["quality"], r["generated_only"], args.n_gen))
+        if summaries is None:
+            sys.exit("The generator has collapsed; the augmented evaluation refuses to use it.")
+        print("\n" + "; ".join(f"{name}: paired episodes in {s:.0f} CPU-s" for name, s in r["seconds"].items()))
+        print(f"{args.n_gen} generated images per real shot, noise scale {args.noise_scale:g}, {budgets['episodes']} "
+              f"episodes per setting on {evaluation.name}; accuracy ± 95% interval\n")
+        print(A.format_table(summaries) + "\n\n" + A.format_reference(summaries["5w1s"]["plain"]))
+        checks = {"plain 5w1s gain >= +5 points": summaries["5w1s"]["plain"]["diff"] >= 0.05,
+                  "generator training <= 600 CPU-s": gen_train_s <= 600}
+        print("\ntargets: " + ", ".join(f"{k} ({'met' if ok else 'MISSED'})" for k, ok in checks.items()))
+        print(f"total time {time.perf_counter() - start:.0f} s")
+        s = summaries["5w1s"]
+        figures = {f"{m}_{k}": s[m][k] for m in A.METHODS for k in ("base", "aug")}
+        print("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in figures.items()) + f" gen_train_s={gen_train_s:.1f}")
 
 
 if __name__ == "__main__":

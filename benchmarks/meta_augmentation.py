@@ -29,8 +29,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-import torch  # noqa: E402
-
 import metakit  # noqa: E402
 from metakit.checkpoints import CHECKPOINTS  # noqa: E402
 from metakit.datasets import held_out_sets  # noqa: E402
@@ -45,34 +43,34 @@ def main(argv=None) -> None:
     for flag, default in (("--seed", 0), ("--threads", 1)):
         parser.add_argument(flag, type=int, default=default)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    start, cpu_start, quick = time.perf_counter(), time.process_time(), args.quick
-    common = dict(folder=CHECKPOINTS if args.save_checkpoints and not quick else Path(tempfile.mkdtemp()),
-                  retrain=True, progress=not args.no_progress, seed=args.seed)
-    background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
-    print("part 1: non-mutually-exclusive tasks, 5-way 1-shot, 25 background classes" + (" (quick)" if quick else ""))
-    r = nme.nme_experiment(background, evaluation, seconds=3 if quick else 60, episodes=30 if quick else 2000,
-                           test_episodes=20 if quick else 200, **common)
-    print(nme.format_nme_table(r))
-    print("Rajendran et al. (2020): on NME tasks MAML memorises; label shuffling recovers new-class accuracy. Here, "
-          f"new classes: NME {r['maml']['new'][0]:.3f}, intra-shuffled {r['maml_intra']['new'][0]:.3f}, "
-          f"inter-shuffled {r['maml_inter']['new'][0]:.3f}.")
+    with metakit.runtime.threads(args.threads):
+        start, cpu_start, quick = time.perf_counter(), time.process_time(), args.quick
+        common = dict(folder=CHECKPOINTS if args.save_checkpoints and not quick else Path(tempfile.mkdtemp()),
+                      retrain=True, progress=not args.no_progress, seed=args.seed)
+        background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
+        print("part 1: non-mutually-exclusive tasks, 5-way 1-shot, 25 background classes" + (" (quick)" if quick else ""))
+        r = nme.nme_experiment(background, evaluation, seconds=3 if quick else 60, episodes=30 if quick else 2000,
+                               test_episodes=20 if quick else 200, **common)
+        print(nme.format_nme_table(r))
+        print("Rajendran et al. (2020): on NME tasks MAML memorises; label shuffling recovers new-class accuracy. Here, "
+              f"new classes: NME {r['maml']['new'][0]:.3f}, intra-shuffled {r['maml_intra']['new'][0]:.3f}, "
+              f"inter-shuffled {r['maml_inter']['new'][0]:.3f}.")
 
-    sets = held_out_sets(evaluation)
-    seconds = 4 if quick else learned.AUG_TRAIN["seconds"]
-    print(f"\npart 2: learned augmentation, {seconds:g} CPU-s of meta-training per arm, 5-way 1-shot test episodes")
-    algorithms, histories, accs = learned.augmentation_experiment(background, sets, seconds=seconds,
-                                                                  episodes=20 if quick else 300, **common)
-    print(learned.format_augmentation_table(accs, histories))
-    for arm in ("learned", "fixed"):
-        print(f"{arm} policy: " + ", ".join(f"{k} {v:.3f}" for k, v in algorithms[arm].augment.policy().items()))
-    print(learned.format_differences(accs))
-    print(f"total {time.perf_counter() - start:.0f} s wall, {time.process_time() - cpu_start:.0f} CPU-s, "
-          f"{args.threads} thread(s)" + ("" if "omniglot" in sets else "; no Omniglot subset here"))
-    figures = {"nme_maml": r["maml"]["new"][0], "nme_maml_shuffled": r["maml_intra"]["new"][0]}
-    figures |= {f"aug_{arm}": mean_ci(accs[arm, "glyphs"])[0] for arm in learned.ARMS}
-    figures["aug_learned_omniglot"] = mean_ci(accs["learned", "omniglot"])[0] if "omniglot" in sets else math.nan
-    print("RESULT " + " ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in figures.items()))
+        sets = held_out_sets(evaluation)
+        seconds = 4 if quick else learned.AUG_TRAIN["seconds"]
+        print(f"\npart 2: learned augmentation, {seconds:g} CPU-s of meta-training per arm, 5-way 1-shot test episodes")
+        algorithms, histories, accs = learned.augmentation_experiment(background, sets, seconds=seconds,
+                                                                      episodes=20 if quick else 300, **common)
+        print(learned.format_augmentation_table(accs, histories))
+        for arm in ("learned", "fixed"):
+            print(f"{arm} policy: " + ", ".join(f"{k} {v:.3f}" for k, v in algorithms[arm].augment.policy().items()))
+        print(learned.format_differences(accs))
+        print(f"total {time.perf_counter() - start:.0f} s wall, {time.process_time() - cpu_start:.0f} CPU-s, "
+              f"{args.threads} thread(s)" + ("" if "omniglot" in sets else "; no Omniglot subset here"))
+        figures = {"nme_maml": r["maml"]["new"][0], "nme_maml_shuffled": r["maml_intra"]["new"][0]}
+        figures |= {f"aug_{arm}": mean_ci(accs[arm, "glyphs"])[0] for arm in learned.ARMS}
+        figures["aug_learned_omniglot"] = mean_ci(accs["learned", "omniglot"])[0] if "omniglot" in sets else math.nan
+        print("RESULT " + " ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

@@ -41,37 +41,37 @@ def main(argv=None) -> None:
     parser.add_argument("--save-checkpoints", action="store_true", help="write data/checkpoints/transfer-*-300s.pt")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 300.0)
-    episodes = args.episodes if args.episodes is not None else (10 if args.quick else 600)
-    folder = CHECKPOINTS if args.save_checkpoints and not args.quick else Path(tempfile.mkdtemp())
-    run, start = dict(retrain=True, seed=args.seed, progress=not args.no_progress), time.perf_counter()
-    print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} CPU-seconds of training each")
-    background, test_sets = metakit.load_glyphs("background"), held_out_sets()
-    if "omniglot" not in test_sets:
-        print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")
-    methods, info = {}, {}
-    for name, head in HEADS.items():
-        backbone, info[name] = ex.pretrained_backbone(name, background, seconds, folder, **run)
-        methods[name] = FineTuner(backbone, head=head)
-    methods["proto"], info["proto"] = ex.trained_proto(background, seconds, folder, **run)
-    fresh = args.retrain_maml or args.quick
-    methods["maml"], info["maml"] = ex.trained_maml(background, seconds, folder / "transfer-maml.pt" if fresh else
-                                                    CHECKPOINTS / "family-maml.pt", **run | {"retrain": fresh})
-    for name, i in info.items():
-        print(f"{ex.NAMES[name]}: {i['steps']} training steps, " + (f"loaded: {i['seconds']:.0f} s of wall clock"
-              if i.get("loaded") else f"{i['clock_seconds']:.0f} CPU-seconds"), flush=True)
+    with metakit.runtime.threads(args.threads):
+        seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 300.0)
+        episodes = args.episodes if args.episodes is not None else (10 if args.quick else 600)
+        folder = CHECKPOINTS if args.save_checkpoints and not args.quick else Path(tempfile.mkdtemp())
+        run, start = dict(retrain=True, seed=args.seed, progress=not args.no_progress), time.perf_counter()
+        print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} CPU-seconds of training each")
+        background, test_sets = metakit.load_glyphs("background"), held_out_sets()
+        if "omniglot" not in test_sets:
+            print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")
+        methods, info = {}, {}
+        for name, head in HEADS.items():
+            backbone, info[name] = ex.pretrained_backbone(name, background, seconds, folder, **run)
+            methods[name] = FineTuner(backbone, head=head)
+        methods["proto"], info["proto"] = ex.trained_proto(background, seconds, folder, **run)
+        fresh = args.retrain_maml or args.quick
+        methods["maml"], info["maml"] = ex.trained_maml(background, seconds, folder / "transfer-maml.pt" if fresh else
+                                                        CHECKPOINTS / "family-maml.pt", **run | {"retrain": fresh})
+        for name, i in info.items():
+            print(f"{ex.NAMES[name]}: {i['steps']} training steps, " + (f"loaded: {i['seconds']:.0f} s of wall clock"
+                  if i.get("loaded") else f"{i['clock_seconds']:.0f} CPU-seconds"), flush=True)
 
-    results = ex.compare_methods(methods, test_sets, episodes=episodes, seed=args.seed, progress=run["progress"])
-    print(f"\naccuracy over {episodes} test episodes (mean±95% interval), every method on the same episodes;"
-          f" ms per test episode (5w1s) and training:\n{ex.format_table(results, info)}")
-    print(f"\npaired differences on the same episodes (mean±95% interval):\n{ex.paired_table(results)}")
-    print(f"\nChen et al. 2019 (other data; the direction of effect) next to ours:\n{ex.rank_orders(results)}")
-    get = lambda m, s: results.get((m, s, "5w1s"), {"acc": math.nan})["acc"]  # noqa: E731
-    figures = {f"{m}_5w1s": get(m, "glyphs") for m in ("baseline", "baselinepp", "proto", "maml")}
-    figures |= {f"{m}_omniglot": get(m, "omniglot") for m in ("baseline", "proto")}
-    print(f"total time {time.perf_counter() - start:.0f} s")
-    print("RESULT " + " ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in figures.items()))
+        results = ex.compare_methods(methods, test_sets, episodes=episodes, seed=args.seed, progress=run["progress"])
+        print(f"\naccuracy over {episodes} test episodes (mean±95% interval), every method on the same episodes;"
+              f" ms per test episode (5w1s) and training:\n{ex.format_table(results, info)}")
+        print(f"\npaired differences on the same episodes (mean±95% interval):\n{ex.paired_table(results)}")
+        print(f"\nChen et al. 2019 (other data; the direction of effect) next to ours:\n{ex.rank_orders(results)}")
+        get = lambda m, s: results.get((m, s, "5w1s"), {"acc": math.nan})["acc"]  # noqa: E731
+        figures = {f"{m}_5w1s": get(m, "glyphs") for m in ("baseline", "baselinepp", "proto", "maml")}
+        figures |= {f"{m}_omniglot": get(m, "omniglot") for m in ("baseline", "proto")}
+        print(f"total time {time.perf_counter() - start:.0f} s")
+        print("RESULT " + " ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in figures.items()))
 
 
 if __name__ == "__main__":

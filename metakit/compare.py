@@ -21,14 +21,27 @@ from .runtime import seed_everything
 from .stats import format_ci, mean_ci
 
 
+def method_device(method) -> torch.device | None:
+    """Where a method's parameters live, or None for one without parameters (rules, nearest neighbour)."""
+    if isinstance(method, nn.Module):
+        param = next(method.parameters(), None)
+        return param.device if param is not None else None
+    return None
+
+
 def episode_accuracy(method, x_support, y_support, x_query, y_query, steps: int | None = None) -> float:
     """Query accuracy of any method of the kit on one episode.
 
     A gradient method (``adapt``/``predict``) adapts to the support set (``steps`` inner steps;
     None: its own); anything else is fitted with ``fit_support`` and scores the queries with
     ``forward``. Fitting runs without gradients unless the method says it needs them
-    (``needs_grad_to_fit = True``, as a fine-tuner does).
+    (``needs_grad_to_fit = True``, as a fine-tuner does). The episode's tensors go to the device
+    of the method's parameters first, so a sampler on the CPU serves a model on a GPU.
     """
+    device = method_device(method)
+    if device is not None:
+        x_support, y_support, x_query, y_query = (t.to(device) if isinstance(t, torch.Tensor) else t
+                                                  for t in (x_support, y_support, x_query, y_query))
     if hasattr(method, "adapt"):
         params = method.adapt(x_support, y_support, steps=steps)
         with torch.no_grad():

@@ -76,8 +76,11 @@ class DeviceCheck(TorchFunctionMode):
     def __init__(self, *modules: torch.nn.Module, data=()):
         super().__init__()
         self._seen: dict[int, tuple[weakref.ref, str | None]] = {}   # id -> (tensor, None if placed else where made)
+        self._own: set[int] = set()                                   # the modules' parameters and buffers
         for module in modules:
-            self._mark([*module.parameters(), *module.buffers()], placed=True)
+            own = [*module.parameters(), *module.buffers()]
+            self._own.update(id(t) for t in own)
+            self._mark(own, placed=True)
         self._mark(list(data), placed=False, where="the data (moved to the model's device nowhere)")
         self.problems: list[str] = []
 
@@ -97,7 +100,10 @@ class DeviceCheck(TorchFunctionMode):
             self._mark(outputs, placed=True)
             return out
         if name == "cpu":
-            self._mark([t for t in outputs if t.dim() > 0], placed=False, where=_where())
+            # on a CPU machine .cpu() returns the tensor itself; it still stands for one moved off the
+            # model's device (the modules' own tensors excepted), as it would be on a GPU
+            moved = [t for t in outputs if t.dim() > 0 and id(t) not in self._own]
+            self._mark(moved, placed=False, where=_where(), force=True)
             return out
         if name in INDEXING:
             status = self._status(inputs[0]) if inputs else None
@@ -125,9 +131,9 @@ class DeviceCheck(TorchFunctionMode):
             return None
         return where if where is not None else ""
 
-    def _mark(self, tensors, placed: bool, where: str = "") -> None:
+    def _mark(self, tensors, placed: bool, where: str = "", force: bool = False) -> None:
         for t in tensors:
-            if not placed and self._status(t) == "":
+            if not placed and not force and self._status(t) == "":
                 continue                      # an in-place op on a placed tensor keeps it placed
             try:
                 self._seen[id(t)] = (weakref.ref(t), None if placed else where)

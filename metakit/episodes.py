@@ -87,6 +87,7 @@ class EpisodeSampler:
         l2l = import_learn2learn()
         self.n_way, self.k_shot, self.n_query = n_way, k_shot, n_query
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._move = device is not None   # without device=, the tensors stay where the dataset made them
         source = RotatedClasses(dataset) if rotations else dataset
         meta = l2l.data.MetaDataset(source, labels_to_indices=source.labels_to_indices)
         transforms = [
@@ -107,7 +108,7 @@ class EpisodeSampler:
             labels run 0..n_way-1 and both sets are ordered by label.
         """
         x, y = self.taskset.sample()  # (n_way*(k_shot+n_query), 1, 28, 28), labels 0..n_way-1
-        return split_support_query(x, y, self.k_shot, device=self.device)
+        return split_support_query(x, y, self.k_shot, device=self.device if self._move else None)
 
     def __iter__(self):
         while True:

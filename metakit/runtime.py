@@ -1,6 +1,7 @@
-"""Device choice, seeding and quick mode (the switches every notebook's setup cell uses), and the
-budget every training loop runs under."""
+"""Device choice, seeding and quick mode (the switches every notebook's setup cell uses), the
+budget every training loop runs under, and scoped thread settings."""
 
+import contextlib
 import os
 import random
 import time
@@ -67,6 +68,27 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
+
+
+@contextlib.contextmanager
+def threads(n: int):
+    """Run the block with torch's intra-op threads set to ``n``, and restore the previous number after
+    (also when the block raises): a CPU-time budget of one thread, without changing the kernel for
+    every cell that follows.
+
+    Usage::
+
+        with metakit.runtime.threads(1):
+            train(model, seconds=300, clock=time.process_time)
+    """
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"threads needs a whole number of threads, at least 1; got {n!r}.")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def quick_mode() -> bool:

@@ -83,3 +83,17 @@ def test_whichever_budget_ends_first_and_bad_budgets():
     for kwargs, match in [({}, "Give a budget"), ({"steps": -1}, "steps"), ({"seconds": -2.0}, "seconds")]:
         with pytest.raises(ValueError, match=match):
             Budget(**kwargs, progress=False)
+
+
+def test_threads_are_set_inside_the_block_and_restored_after():
+    before = torch.get_num_threads()
+    with metakit.runtime.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), metakit.runtime.threads(1):
+        raise RuntimeError("a failing training")
+    assert torch.get_num_threads() == before      # restored when the block raises too
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="whole number of threads"), metakit.runtime.threads(bad):
+            pass
+    assert torch.get_num_threads() == before

@@ -19,14 +19,15 @@ NAMES = {"naive": "naive fine-tuning", "ewc": "EWC", "replay": "experience repla
 
 def train_strategy(dataset, strategy: str = "gem", n_tasks: int = 10, memory_per_task: int = 75, lr: float = 0.1,
                    epochs: int = 3, ewc_strength: float = 10.0, kind: str = "rotations", n_classes: int = 20,
-                   seed: int = 0, progress: bool = True) -> dict:
-    """Build the stream, train one strategy on it (its network drawn from ``seed``), and return
+                   seed: int = 0, progress: bool = True, device=None) -> dict:
+    """Build the stream, train one strategy on it (its network drawn from ``seed``, on ``device``;
+    None: the CPU), and return
     :func:`~metakit.continual.stream.run_stream`'s result plus the task names (``tasks``). Bad values
     (no memory for GEM, a diverging learning rate) raise ``ValueError`` or ``FloatingPointError``
     with a message for the learner."""
     stream = glyph_stream(dataset, kind, n_tasks=n_tasks, n_classes=n_classes, seed=seed)
     torch.manual_seed(seed)
-    learner = make_strategy(strategy, mlp(n_classes), lr=lr, memory_per_task=memory_per_task,
+    learner = make_strategy(strategy, mlp(n_classes).to(device), lr=lr, memory_per_task=memory_per_task,
                             ewc_strength=ewc_strength)
     result = run_stream(learner, stream, epochs=epochs, seed=seed, progress=progress)
     return {**result, "tasks": [t.name for t in stream]}
@@ -49,7 +50,7 @@ def strategies_table(results: dict, names: dict = NAMES) -> str:
 
 
 def meta_continual_comparison(background, evaluation, folder=None, steps: int | None = None, retrain: bool = False,
-                              seed: int = 0, progress: bool = True) -> tuple[dict, dict, dict]:
+                              seed: int = 0, progress: bool = True, device=None) -> tuple[dict, dict, dict]:
     """OML, ANML and the pretrained network (train-or-load, :func:`~metakit.continual.oml.meta_continual_models`),
     each one's head learning rate chosen on the validation alphabets, then all of ``evaluation``'s
     classes learned one image per step (:func:`~metakit.continual.oml.compare_on_stream`).
@@ -58,7 +59,7 @@ def meta_continual_comparison(background, evaluation, folder=None, steps: int | 
         ``(models, curves, table)``.
     """
     models = meta_continual_models(background, folder=folder, steps=steps, retrain=retrain, seed=seed,
-                                   progress=progress)
+                                   progress=progress, device=device)
     curves, table = compare_on_stream(models, background, evaluation, seed=seed)
     return models, curves, table
 

@@ -213,15 +213,16 @@ LEARNING_RATES = tuple(float(f"{m}e{e}") for e in range(-7, 0) for m in (1, 3)) 
 
 
 def choose_lr(features, validation, n_classes: int = 100, lrs=LEARNING_RATES, train_per_class: int = 15,
-              seed: int = 0) -> tuple[float, dict]:
+              seed: int = 0, device=None) -> tuple[float, dict]:
     """The head learning rate with the best accuracy after ``n_classes`` classes of ``validation``
     (OML and ANML tune it per model too). Returns ``(best lr, {lr: accuracy})``.
 
     The grid reaches down to where accuracy stops changing: as the learning rate goes to 0 the
     head becomes a sum of the examples' features, scaled by the rate, whose argmax no longer
-    depends on it."""
+    depends on it. ``device``: as in :func:`stream_accuracy`."""
     n = min(n_classes, validation.num_classes)
-    scores = {lr: stream_accuracy(features, validation, n, lr, train_per_class, [n], seed)[n] for lr in lrs}
+    scores = {lr: stream_accuracy(features, validation, n, lr, train_per_class, [n], seed, device=device)[n]
+              for lr in lrs}
     return max(scores, key=scores.get), scores
 
 
@@ -237,7 +238,7 @@ def split_background(background):
 
 
 def meta_continual_models(background, folder=None, steps: int | None = None, retrain: bool = False, seed: int = 0,
-                          progress: bool = True) -> dict:
+                          progress: bool = True, device=None) -> dict:
     """OML, ANML and the pretrained network, trained (train-or-load) on the training part of
     ``background``. Only the representation (and ANML's gate) is saved: the head is not used at
     meta-test.
@@ -245,6 +246,7 @@ def meta_continual_models(background, folder=None, steps: int | None = None, ret
     Args:
         folder: where the checkpoints ``<name>-<steps>steps.pt`` live (default ``data/checkpoints``).
         steps: training steps for each model (default :data:`STEPS`).
+        device: where the models are trained or loaded (None: the CPU).
     Returns:
         ``name -> (model, info)``, info holding ``steps``, ``seconds``, ``loss`` and ``loaded``.
     """
@@ -254,7 +256,7 @@ def meta_continual_models(background, folder=None, steps: int | None = None, ret
     for name in ("oml", "anml", "pretrain"):
         n = steps or STEPS[name]
         torch.manual_seed(seed)
-        model = (ANML if name == "anml" else OnlineLearner)(train.num_classes)
+        model = (ANML if name == "anml" else OnlineLearner)(train.num_classes).to(device)
         fit = pretrain if name == "pretrain" else meta_train_online
         info = train_or_load(model.frozen(), folder / f"{name}-{n}steps.pt",
                              lambda _: fit(model, train, n, seed=seed, progress=progress), retrain=retrain)
@@ -263,9 +265,10 @@ def meta_continual_models(background, folder=None, steps: int | None = None, ret
 
 
 def compare_on_stream(models: dict, background, evaluation, n_choose: int = 100, train_per_class: int = 15,
-                      seed: int = 0):
+                      seed: int = 0, device=None):
     """Each model's head learning rate chosen on the validation alphabets after ``n_choose``
-    classes, then its accuracy curve on all of ``evaluation``'s classes learned in sequence.
+    classes, then its accuracy curve on all of ``evaluation``'s classes learned in sequence, on
+    ``device`` (None: where each model's parameters are).
 
     Returns:
         ``(curves, table)``: ``curves[name] = {n_classes: accuracy}``; ``table[name]`` holds
@@ -276,8 +279,10 @@ def compare_on_stream(models: dict, background, evaluation, n_choose: int = 100,
     report = sorted({1, 5, 10, 25, 50, 75, 100, *range(150, n_all, 50), n_all})
     curves, table = {}, {}
     for name, (model, info) in models.items():
-        lr, scores = choose_lr(model.features, validation, n_choose, train_per_class=train_per_class, seed=seed)
-        curves[name] = stream_accuracy(model.features, evaluation, n_all, lr, train_per_class, report, seed)
+        lr, scores = choose_lr(model.features, validation, n_choose, train_per_class=train_per_class, seed=seed,
+                               device=device)
+        curves[name] = stream_accuracy(model.features, evaluation, n_all, lr, train_per_class, report, seed,
+                                       device=device)
         table[name] = {"steps": info.get("steps"), "seconds": info.get("seconds", math.nan), "lr": lr,
                        "validation": scores}
     return curves, table

@@ -50,10 +50,12 @@ def accuracy_matrices_figure(results: dict):
 
 class ContinualTrainer(RunPanel):
     """Sliders for the strategy and its settings; Run re-trains that strategy on the stream (with a
-    progress bar) and redraws every strategy trained so far. Errors become a message."""
+    progress bar) and redraws every strategy trained so far. Errors become a message. It trains on
+    ``device`` (None: the CPU); notebook 07 passes ``metakit.device()``."""
 
-    def __init__(self, dataset, results: dict | None = None, kind: str = "rotations", n_classes: int = 20):
-        self.dataset, self.kind, self.n_classes = dataset, kind, n_classes
+    def __init__(self, dataset, results: dict | None = None, kind: str = "rotations", n_classes: int = 20,
+                 device=None):
+        self.dataset, self.kind, self.n_classes, self.device = dataset, kind, n_classes, device
         self.results = dict(results or {})
         style = {"description_width": "initial"}
         super().__init__({
@@ -70,7 +72,7 @@ class ContinualTrainer(RunPanel):
     def run(self):
         """Train with the current values; returns the result, or None after showing the error."""
         result = self.call(train_strategy, dataset=self.dataset, kind=self.kind, n_classes=self.n_classes,
-                           **self.values)
+                           device=self.device, **self.values)
         if result is None:
             return None
         self.results[self.values["strategy"]] = result

@@ -28,6 +28,7 @@ from ..metric.protonet import PrototypicalNetwork
 from ..models import Conv4
 from ..runtime import seed_everything
 from ..stats import format_ci, mean_ci
+from ..training import model_device
 from . import dagan as dagan_module
 from . import dcgan
 from .dcgan import dataset_images
@@ -56,11 +57,12 @@ def episode_sampler(dataset, n_way: int, k_shot: int, n_query: int) -> EpisodeSa
     return _SAMPLERS[key][1]
 
 
-def load_pretrained(path=PRETRAINED) -> PrototypicalNetwork:
-    """The prototypical network of notebook 04 (Conv-4 trained on glyph background episodes), in eval mode."""
+def load_pretrained(path=PRETRAINED, device=None) -> PrototypicalNetwork:
+    """The prototypical network of notebook 04 (Conv-4 trained on glyph background episodes), in eval
+    mode, on ``device`` (None: the CPU)."""
     model = PrototypicalNetwork(Conv4())
     load_weights(model, path)
-    return model.eval()
+    return model.to(device).eval()
 
 
 def plain_cnn(n_way: int, hidden: int = 8) -> nn.Module:
@@ -117,7 +119,7 @@ def episode_accuracies(x, y, x_query, y_query, n_way: int, pretrained: Prototypi
     out = {}
     if "plain" in methods:
         torch.manual_seed(seed)
-        model = fit_classifier(plain_cnn(n_way), x, y, plain_steps, plain_lr)
+        model = fit_classifier(plain_cnn(n_way).to(x.device), x, y, plain_steps, plain_lr)
         with torch.no_grad():
             out["plain"] = _accuracy(model(x_query), y_query)
     if "finetune" in methods or "proto" in methods:
@@ -125,7 +127,7 @@ def episode_accuracies(x, y, x_query, y_query, n_way: int, pretrained: Prototypi
             z, z_query = pretrained.backbone(x), pretrained.backbone(x_query)  # (n, 64), (n_query_total, 64)
         if "finetune" in methods:
             torch.manual_seed(seed)
-            head = fit_classifier(nn.Linear(z.shape[1], n_way), z, y, head_steps, head_lr)
+            head = fit_classifier(nn.Linear(z.shape[1], n_way).to(z.device), z, y, head_steps, head_lr)
             with torch.no_grad():
                 out["finetune"] = _accuracy(head(z_query), y_query)
         if "proto" in methods:
@@ -141,7 +143,8 @@ def paired_evaluation(dagan, dataset, n_way: int = 5, k_shot: int = 1, n_query: 
     """Every learner with and without augmentation on the same ``episodes`` episodes of ``dataset``.
 
     Args:
-        dagan: a trained :class:`~metakit.gan.dagan.DAGANGenerator`; refused if it has collapsed.
+        dagan: a trained :class:`~metakit.gan.dagan.DAGANGenerator`; refused if it has collapsed. The
+            episodes are computed on its device (``pretrained`` must be there too).
         n_gen: generated images per real support image.
         check: run :func:`check_collapse` first and refuse a collapsed generator (``ValueError``).
         **fit: passed to :func:`episode_accuracies` (training steps and learning rates).
@@ -153,14 +156,15 @@ def paired_evaluation(dagan, dataset, n_way: int = 5, k_shot: int = 1, n_query: 
         raise ValueError(f"n_gen (generated images per real shot) must be a positive whole number; got {n_gen!r}.")
     if episodes < 2:
         raise ValueError(f"episodes must be at least 2 for an interval; got {episodes!r}.")
-    pretrained = pretrained if pretrained is not None else load_pretrained()
+    device = model_device(dagan)
+    pretrained = pretrained if pretrained is not None else load_pretrained(device=device)
     if check:
         assert_not_collapsed(dagan, dataset, noise_scale=noise_scale)
     sampler = episode_sampler(dataset, n_way, k_shot, n_query)
     seed_everything(seed)
     accs = {m: {"base": [], "aug": []} for m in methods}
     for e in tqdm(range(episodes), desc=f"{n_way}-way {k_shot}-shot episodes", disable=not progress):
-        x_support, y_support, x_query, y_query = sampler.sample()
+        x_support, y_support, x_query, y_query = (t.to(device) for t in sampler.sample())
         x_aug, y_aug = augment(dagan, x_support, y_support, n_gen, noise_scale, seed=seed * 1_000_003 + e)
         for name, (x, y) in (("base", (x_support, y_support)), ("aug", (x_aug, y_aug))):
             for m, a in episode_accuracies(x, y, x_query, y_query, n_way, pretrained, seed * 1_000_003 + e,
@@ -264,20 +268,21 @@ def conditioning(dagan, dataset, n_chars: int = 20, n_samples: int = 4, embed=No
         to the other inputs on average), ``nearest_own`` (the fraction whose nearest input is
         their own), ``own`` and ``others`` (mean distance to the own input and to the other inputs).
     """
+    device = model_device(dagan)
     if embed is None:
-        embed = load_pretrained().backbone
+        embed = load_pretrained(device=device).backbone
     elif embed == "pixels":
         embed = lambda x: x.flatten(1)  # noqa: E731
     step = max(dataset.num_classes // n_chars, 1)
     rows = torch.tensor([dataset.labels_to_indices[c][0] for c in range(0, step * n_chars, step)])
-    x = dataset_images(dataset)[rows]                                               # (n_chars, 1, 28, 28)
+    x = dataset_images(dataset)[rows].to(device)                                    # (n_chars, 1, 28, 28)
     v = dagan.generate(x, n_samples, noise_scale, generator=torch.Generator().manual_seed(seed))
     zv = embed(v.flatten(0, 1)).view(len(x), n_samples, -1).mean(1)                 # (n_chars, D)
     d = torch.cdist(zv, embed(x))                                                   # (n_chars, n_chars)
     own = d.diagonal()
     others = (d.sum(1) - own) / (len(x) - 1)
     return {"closer": (own < others).float().mean().item(),
-            "nearest_own": (d.argmin(1) == torch.arange(len(x))).float().mean().item(),
+            "nearest_own": (d.argmin(1) == torch.arange(len(x), device=d.device)).float().mean().item(),
             "own": own.mean().item(), "others": others.mean().item()}
 
 
@@ -315,14 +320,16 @@ def generated_only_accuracy(dagan, dataset, n_way: int = 5, n_gen: int = 5, epis
     the drawing itself left out), beside the same classifier built on the one real drawing.
 
     Returns:
-        ``{"generated": (mean, ci95), "real": (mean, ci95), "chance": 1 / n_way}``.
+        ``{"generated": (mean, ci95), "real": (mean, ci95), "chance": 1 / n_way}``; computed on the
+        generator's device (``pretrained`` must be there too).
     """
-    pretrained = pretrained if pretrained is not None else load_pretrained()
+    device = model_device(dagan)
+    pretrained = pretrained if pretrained is not None else load_pretrained(device=device)
     sampler = episode_sampler(dataset, n_way, 1, n_query)
     seed_everything(seed)
     gen, real = [], []
     for e in range(episodes):
-        x_support, y_support, x_query, y_query = sampler.sample()
+        x_support, y_support, x_query, y_query = (t.to(device) for t in sampler.sample())
         fake = dagan.generate(x_support, n_gen, noise_scale, generator=torch.Generator().manual_seed(seed + e))
         pretrained.fit_support(fake.flatten(0, 1), y_support.repeat_interleave(n_gen))
         gen.append(_accuracy(pretrained(x_query), y_query))

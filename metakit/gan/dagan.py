@@ -151,17 +151,17 @@ def train_dagan(generator: DAGANGenerator, dataset, *, discriminator: nn.Module 
 
 
 def train_or_load_dagan(dataset, path=CHECKPOINT, seconds: float = CPU_SECONDS, clock=time.process_time,
-                        retrain: bool = False, progress: bool = True, seed: int = 0,
+                        retrain: bool = False, progress: bool = True, seed: int = 0, device=None,
                         **kwargs) -> tuple[DAGANGenerator, dict]:
     """The DAGAN of ``path`` (a bare name is looked up in ``data/checkpoints/``), or trained on
     ``dataset`` for ``seconds`` of ``clock`` time and saved there (CPU time by default, as the
-    committed checkpoint was trained).
+    committed checkpoint was trained). It loads or trains on ``device`` (None: the CPU).
 
     Returns:
         The generator in eval mode, and its record (``d_loss``, ``g_loss``, ``steps``,
         ``clock_seconds``, ``loaded``).
     """
-    generator = DAGANGenerator()
+    generator = DAGANGenerator().to(device)
     info = train_or_load(generator, path, lambda g: train_dagan(g, dataset, seconds=seconds, clock=clock, seed=seed,
                                                                 progress=progress, **kwargs), retrain=retrain)
     return generator.eval(), info

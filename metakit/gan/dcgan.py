@@ -178,7 +178,7 @@ CPU_SECONDS = 100               # the DCGAN's training budget, in CPU-seconds (t
 
 def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, seconds: float = CPU_SECONDS,
                         clock=time.process_time, retrain: bool = False, progress: bool = True, callback=None,
-                        seed: int = 0, generator: DCGANGenerator | None = None,
+                        seed: int = 0, generator: DCGANGenerator | None = None, device=None,
                         **kwargs) -> tuple[DCGANGenerator, dict]:
     """The DCGAN generator of ``path`` (a bare name is looked up in ``data/checkpoints/``), or one
     trained on ``images`` for ``seconds`` of ``clock`` time (``callback(history)`` drawing live
@@ -187,11 +187,12 @@ def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, seconds: float = 
 
     Args:
         generator: the network to fill (so a live plot can sample from it while it trains).
+        device: where to load or train it (None: where ``generator`` is, the CPU for a new one).
     Returns:
         The generator in eval mode and its record (``d_loss``, ``g_loss``, ``steps``,
         ``clock_seconds``, ``loaded``).
     """
-    generator = generator if generator is not None else DCGANGenerator()
+    generator = (generator if generator is not None else DCGANGenerator()).to(device)
     info = train_or_load(generator, path, lambda g: train_dcgan(g, images, seconds=seconds, clock=clock, seed=seed,
                                                                 progress=progress, callback=callback, **kwargs),
                          retrain=retrain)

@@ -68,7 +68,7 @@ class LiveGANPlot:
         with torch.no_grad():
             out = self.generator(self.z.to(next(self.generator.parameters()).device))
         self.generator.train(was_training)
-        return out
+        return out.cpu()
 
     def figure(self, history: dict):
         return gan_progress_figure(history, self.samples(), self.title)
@@ -90,7 +90,7 @@ def variations_figure(dagan, dataset, character: int = 0, noise_scale: float = 1
                          "was asked.")
     rows = dataset.labels_to_indices[character]
     real = dataset_images(dataset)[torch.tensor(rows)]                                    # (M, 1, 28, 28)
-    fake = dagan.generate(real[:1], n_samples, noise_scale, generator=torch.Generator().manual_seed(seed))[0]
+    fake = dagan.generate(real[:1], n_samples, noise_scale, generator=torch.Generator().manual_seed(seed))[0].cpu()
     others = real[1:n_samples + 1]
     fig = Figure(figsize=(1.0 * (n_samples + 1) + 0.6, 2.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1)

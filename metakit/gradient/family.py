@@ -101,9 +101,10 @@ def train(algorithm, dataset, seconds: float | None = None, steps: int | None = 
 
 def train_and_test(name: str, background, evaluation, *, n_way: int = 5, k_shot: int = 1, inner_lr: float = 0.4,
                    inner_steps: int = 1, seconds: float = 30.0, callback=None, test_episodes: int = 100,
-                   seed: int = 0):
+                   seed: int = 0, device=None):
     """Notebook 03's Run button: a fresh family member meta-trained on ``background`` with the
-    family's regime, then tested on ``test_episodes`` episodes of ``evaluation`` (N_QUERY queries).
+    family's regime, then tested on ``test_episodes`` episodes of ``evaluation`` (N_QUERY queries),
+    on ``device`` (None: the CPU).
 
     Returns:
         ``(algorithm, history, (acc, ci95))``. Impossible episodes and bad rates raise
@@ -111,7 +112,7 @@ def train_and_test(name: str, background, evaluation, *, n_way: int = 5, k_shot:
     """
     check_episode(background, n_way, k_shot, TRAIN["n_query"])
     check_episode(evaluation, n_way, k_shot, N_QUERY)
-    algorithm = make_algorithm(name, n_way=n_way, inner_lr=inner_lr, inner_steps=inner_steps)
+    algorithm = make_algorithm(name, n_way=n_way, inner_lr=inner_lr, inner_steps=inner_steps).to(device)
     history = train(algorithm, background, seconds=seconds, callback=callback, n_way=n_way, k_shot=k_shot)
     seed_everything(seed)
     sampler = EpisodeSampler(evaluation, n_way, k_shot, N_QUERY)

@@ -15,6 +15,7 @@ from torch.func import functional_call, grad
 from ..datasets import SinusoidTasks
 from ..runtime import Budget
 from ..stats import mean_ci
+from ..training import model_device
 
 X_PLOT = torch.linspace(-5, 5, 200)[:, None]  # (200, 1) where the curves are drawn
 
@@ -26,20 +27,24 @@ def sinusoid_mlp(hidden: int = 40) -> nn.Sequential:
 
 def train_pretrained(model: nn.Module, *, tasks: SinusoidTasks | None = None, lr: float = 1e-3,
                      meta_batch_size: int = 25, k_shot: int = 10, steps: int | None = None,
-                     seconds: float | None = None, progress: bool = True, clock=time.perf_counter) -> dict:
+                     seconds: float | None = None, progress: bool = True, clock=time.perf_counter,
+                     device=None) -> dict:
     """The paper's baseline: one regressor trained on points from all tasks at once, with no
     adaptation in training (Adam on the mean squared error of each batch of tasks' points).
 
     Args:
         steps, seconds, clock: the budget (:class:`~metakit.runtime.Budget`; wall clock by default).
+        device: where to train (default: where the model's parameters are).
     Returns:
         ``{"loss": [per step], "steps", "seconds", "clock_seconds"}``.
     """
     tasks = tasks or SinusoidTasks()
-    budget = Budget(steps, seconds, clock=clock, desc="pretraining", progress=progress)
+    device = torch.device(device) if device is not None else model_device(model)
+    model.to(device)
+    budget = Budget(steps, seconds, clock=clock, device=device, desc="pretraining", progress=progress)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in budget:
-        x, y, *_ = tasks.sample(meta_batch_size, k_shot, 1)
+        x, y, *_ = tasks.sample(meta_batch_size, k_shot, 1, device=device)
         loss = F.mse_loss(model(x.reshape(-1, 1)), y.reshape(-1, 1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -57,11 +62,14 @@ def finetune_path(model: nn.Module, x_support, y_support, *, inner_lr: float, st
         inner_lr, steps: the SGD step size and number of steps.
         x_eval: (M, 1) where to evaluate the network after each step.
     Returns:
-        (steps + 1, M, 1) predictions at ``x_eval`` before any step and after each.
+        (steps + 1, M, 1) predictions at ``x_eval`` before any step and after each, on the CPU
+        (the points go to the model's device for the computation).
     Raises:
         FloatingPointError: when the parameters or predictions stop being finite (inner_lr too large).
     """
     params = {n: p.detach() for n, p in model.named_parameters()}
+    device = model_device(model)
+    x_support, y_support, x_eval = x_support.to(device), y_support.to(device), x_eval.to(device)
     run = lambda p, x: functional_call(model, p, (x,))  # noqa: E731
     support_grad = grad(lambda p: F.mse_loss(run(p, x_support), y_support))
     with torch.no_grad():
@@ -74,7 +82,7 @@ def finetune_path(model: nn.Module, x_support, y_support, *, inner_lr: float, st
         if not torch.isfinite(preds[-1]).all() or preds[-1].abs().max() > 1e4:
             raise FloatingPointError(f"Fine-tuning diverged at step {k + 1} with inner_lr={inner_lr:g}: the "
                                      "predictions blew up. Lower inner_lr.")
-    return torch.stack(preds)
+    return torch.stack(preds).cpu()
 
 
 def mse_after_steps(models: dict, *, k_shot: int, inner_lr: float, steps=(1, 5, 10), n_tasks: int = 600,

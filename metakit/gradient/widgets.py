@@ -114,11 +114,12 @@ def adaptation_explorer(algorithms: dict, dataset) -> Explorer:
 class FamilyTrainer(RunPanel):
     """A Run button that meta-trains one family member with the chosen settings: a progress bar,
     a loss/accuracy plot redrawn while it trains, and the test accuracy when it is done. The
-    trained algorithm goes into ``algorithms`` under ``"<name> (yours)"``."""
+    trained algorithm goes into ``algorithms`` under ``"<name> (yours)"``. It trains on ``device``
+    (None: the CPU); notebook 03 passes ``metakit.device()``."""
 
     def __init__(self, background, evaluation, algorithms: dict | None = None, seconds: float = 30.0,
-                 test_episodes: int = 100):
-        self.background, self.evaluation = background, evaluation
+                 test_episodes: int = 100, device=None):
+        self.background, self.evaluation, self.device = background, evaluation, device
         self.algorithms = {} if algorithms is None else algorithms
         self.test_episodes = test_episodes
         super().__init__({
@@ -136,7 +137,7 @@ class FamilyTrainer(RunPanel):
 
         return train_and_test(algorithm, self.background, self.evaluation, n_way=n_way, k_shot=k_shot,
                               inner_lr=inner_lr, inner_steps=inner_steps, seconds=seconds, callback=redraw,
-                              test_episodes=self.test_episodes)
+                              test_episodes=self.test_episodes, device=self.device)
 
     def run(self):
         """Train with the current control values; a learner's error becomes a message."""

@@ -201,9 +201,10 @@ TEST = "5w1s"  # the comparison's test setting
 
 
 def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TRAIN["seconds"], episodes: int = 300,
-                            folder=None, retrain: bool = False, progress: bool = True, seed: int = 0):
+                            folder=None, retrain: bool = False, progress: bool = True, seed: int = 0, device=None):
     """Train (or load) the three arms with the same CPU budget, then test them on the same
-    5-way 1-shot episodes (15 queries per class) with :func:`metakit.compare.compare`.
+    5-way 1-shot episodes (15 queries per class) with :func:`metakit.compare.compare`, all on
+    ``device`` (None: the CPU).
 
     Args:
         test_sets: name -> dataset of new classes (``metakit.datasets.held_out_sets()``).
@@ -216,7 +217,7 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
     algorithms, histories = {}, {}
     for arm in ARMS:
         seed_everything(seed)
-        alg = make_augmented(arm)
+        alg = make_augmented(arm).to(device)
         histories[arm] = train_or_load(alg, folder / f"metaaug-aug-{arm}.pt", lambda m: train_augmented(
             m, background, seconds=seconds, meta_lr=AUG_TRAIN["meta_lr"], aug_lr=AUG_TRAIN["aug_lr"],
             clock=time.process_time, progress=progress), retrain=retrain)
@@ -229,13 +230,14 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
 
 
 def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds: float, callback=None,
-                 test_episodes: int = 50, progress: bool = True, seed: int = 0, algorithm=None):
+                 test_episodes: int = 50, progress: bool = True, seed: int = 0, algorithm=None, device=None):
     """Notebook 06's Run button: meta-train the learned arm for ``seconds`` CPU-seconds
     (``time.process_time``), then test it.
 
     Args:
         algorithm: the :class:`~metakit.meta_augmentation.learned.AugmentedMAML` to train (default: a
             fresh learned arm, seeded with ``seed``).
+        device: where to train and test (None: where ``algorithm`` is, the CPU for a fresh one).
 
     Returns:
         ``(algorithm, history, (acc, ci95))`` on ``test_episodes`` 5-way 1-shot evaluation episodes.
@@ -248,7 +250,7 @@ def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds:
     if not (0 < seconds <= 600 and math.isfinite(seconds)):
         raise ValueError(f"seconds must be between 0 and 600; got {seconds!r}.")
     seed_everything(seed)
-    alg = make_augmented("learned") if algorithm is None else algorithm
+    alg = (make_augmented("learned") if algorithm is None else algorithm).to(device)
     history = train_augmented(alg, background, seconds=seconds, meta_lr=meta_lr, aug_lr=aug_lr, progress=progress,
                               callback=callback, clock=time.process_time)
     seed_everything(seed)

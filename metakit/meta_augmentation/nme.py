@@ -70,6 +70,7 @@ class NMESampler:
                              f"{dataset.num_classes // n_way}.")
         self.n_way, self.k_shot, self.n_query, self.shuffle = n_way, k_shot, n_query, shuffle
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._move = device is not None   # without device=, the tensors stay where the dataset made them
         order = torch.randperm(dataset.num_classes, generator=torch.Generator().manual_seed(seed))[:per * n_way]
         self.classes = sorted(order.tolist())
         #: class (the dataset's label) -> its fixed label in 0..n_way-1
@@ -94,6 +95,7 @@ class NMESampler:
             x_support, y_support, x_query, y_query = self.inter.sample()
             perm = torch.randperm(self.n_way)
             out = relabel((x_support, y_support, x_query, y_query), perm)
+            out = tuple(t.to(self.device) for t in out) if self._move else out
             return (*out, torch.full((self.n_way,), -1)) if return_classes else out
         xs, classes = [], []
         for taskset in self.tasksets:
@@ -110,7 +112,7 @@ class NMESampler:
             perm = torch.randperm(self.n_way)
             episode = relabel(episode, perm)
             classes = classes[torch.argsort(perm)]
-        episode = tuple(t.to(self.device) for t in episode)
+        episode = tuple(t.to(self.device) for t in episode) if self._move else episode
         return (*episode, classes) if return_classes else episode
 
     def __iter__(self):
@@ -255,8 +257,9 @@ NME = dict(n_way=5, k_shot=1, n_query=5, classes_per_label=5, inner_lr=0.1)
 
 def nme_experiment(background, evaluation, runs=RUNS, seconds: float = 60.0, episodes: int = 2000,
                    test_episodes: int = 200, folder=None, retrain: bool = False, progress: bool = True,
-                   seed: int = 0) -> dict:
-    """Train (or load) every run on NME tasks, then probe each on the same episodes.
+                   seed: int = 0, device=None) -> dict:
+    """Train (or load) every run on NME tasks, then probe each on the same episodes, on ``device``
+    (None: the CPU).
 
     Args:
         seconds: MAML's meta-training budget in CPU-seconds (``time.process_time``); episodes: the
@@ -272,16 +275,17 @@ def nme_experiment(background, evaluation, runs=RUNS, seconds: float = 60.0, epi
     results = {}
     for name, (kind, shuffle) in runs.items():
         seed_everything(seed)
-        learner = make_nme_learner(kind, n_way=n_way, inner_lr=NME["inner_lr"])
-        sampler = NMESampler(background, n_way, k_shot, n_query, shuffle=shuffle, classes_per_label=per, seed=seed)
+        learner = make_nme_learner(kind, n_way=n_way, inner_lr=NME["inner_lr"]).to(device)
+        sampler = NMESampler(background, n_way, k_shot, n_query, shuffle=shuffle, classes_per_label=per, seed=seed,
+                             device=device)
         budget = dict(seconds=seconds) if kind == "maml" else dict(steps=episodes)
         info = train_or_load(learner, folder / f"metaaug-nme-{name}.pt", lambda m, s=sampler, b=budget: train_nme(
             m, s, clock=time.process_time, progress=progress, **b), retrain=retrain)
         seed_everything(seed + 1)  # every run meets the same probe episodes
-        train_probe = probe(learner, NMESampler(background, n_way, k_shot, 15, classes_per_label=per, seed=seed),
-                            test_episodes, zero_steps=kind == "maml")
+        train_probe = probe(learner, NMESampler(background, n_way, k_shot, 15, classes_per_label=per, seed=seed,
+                                                device=device), test_episodes, zero_steps=kind == "maml")
         seed_everything(seed + 2)
-        new = probe(learner, EpisodeSampler(evaluation, n_way, k_shot, 15), test_episodes)
+        new = probe(learner, EpisodeSampler(evaluation, n_way, k_shot, 15, device=device), test_episodes)
         results[name] = {**train_probe, "new": new["acc"], "new_shifted": new["acc_shifted"],
                          "steps": info.get("steps", 0), "cpu_s": info.get("clock_seconds", float("nan")),
                          "loaded": info["loaded"]}

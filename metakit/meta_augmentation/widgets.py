@@ -7,6 +7,7 @@ values raise ``ValueError`` or ``FloatingPointError``, which the widgets show as
 
 from __future__ import annotations
 
+import copy
 import math
 
 import ipywidgets as W
@@ -77,7 +78,12 @@ def samples_figure(policies: dict, images: torch.Tensor, samples: int = 6, stren
     Args:
         policies: name -> :class:`~metakit.meta_augmentation.learned.Augmentation` (None: no augmentation).
         images: (B, 1, 28, 28) images.
+
+    The draws are made on the CPU (a copy of each policy goes there), so a figure looks the same
+    whichever device the policy was trained on.
     """
+    images = images.cpu()
+    policies = {name: None if p is None else copy.deepcopy(p).cpu() for name, p in policies.items()}
     rows = [(name, i) for name in policies for i in range(len(images))]
     fig = Figure(figsize=(1.0 * (samples + 1) + 1.2, 1.0 * len(rows) + 0.3))
     axes = fig.subplots(len(rows), samples + 1, squeeze=False)
@@ -141,10 +147,12 @@ def inspector(policies: dict, images: torch.Tensor):
 class PolicyTrainer(RunPanel):
     """Run button: meta-train a learned augmentation with the chosen outer learning rates and CPU
     budget, with a progress bar, the policy's trajectories redrawn as it trains, and the test
-    accuracy at the end. The result goes into ``results`` under ``"yours"``."""
+    accuracy at the end. The result goes into ``results`` under ``"yours"``. It trains on ``device``
+    (None: the CPU); notebook 06 passes ``metakit.device()``."""
 
-    def __init__(self, background, evaluation, seconds: int = 20, test_episodes: int = 50):
+    def __init__(self, background, evaluation, seconds: int = 20, test_episodes: int = 50, device=None):
         self.background, self.evaluation, self.test_episodes = background, evaluation, test_episodes
+        self.device = device
         self.results: dict = {}
         super().__init__({
             "meta_lr": W.FloatLogSlider(1e-3, base=10, min=-4, max=0, description="meta_lr"),
@@ -156,7 +164,7 @@ class PolicyTrainer(RunPanel):
         """Train with the current control values; a learner's error becomes a message."""
         self.message.value = "Training..."
         seed_everything(0)
-        alg = make_augmented("learned")
+        alg = make_augmented("learned").to(self.device)
 
         def redraw(history):
             if alg.trajectory:

@@ -120,7 +120,8 @@ class ColumnPrototypes(PrototypicalNetwork):
         return x.to(next(self.parameters()).device)
 
     def fit_support(self, x_support, y_support: torch.Tensor) -> None:
-        super().fit_support(self._tensor(x_support), y_support)
+        x_support = self._tensor(x_support)
+        super().fit_support(x_support, y_support.to(x_support.device))
 
     def forward(self, x_query) -> torch.Tensor:
         return super().forward(self._tensor(x_query))
@@ -154,10 +155,12 @@ def train_column_prototypes(model: ColumnPrototypes, dataset, *, n_way: int = 15
     encoded = encode_columns(dataset.columns)  # (num_columns, V, L), once
     sampler = EpisodeSampler(dataset, n_way, k_shot, n_query)
     opt = torch.optim.Adam(model.parameters(), lr=meta_lr)
-    budget = Budget(steps, seconds, clock=clock, desc="meta-training", progress=progress)
+    device = next(model.parameters()).device
+    budget = Budget(steps, seconds, clock=clock, device=device, desc="meta-training", progress=progress)
     model.train()
     for _ in budget:
         i_support, y_support, i_query, y_query = sampler.sample()
+        y_support, y_query = y_support.to(device), y_query.to(device)
         model.fit_support(drop_values(encoded[i_support], g), y_support)
         loss = F.cross_entropy(model(drop_values(encoded[i_query], g)), y_query)
         if not torch.isfinite(loss):

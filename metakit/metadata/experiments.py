@@ -22,13 +22,13 @@ SHOTS = (1, 3, 5)
 
 
 def trained_model(background, seconds: float, folder, *, retrain: bool = False, clock=time.process_time,
-                  seed: int = 0, progress: bool = True):
+                  seed: int = 0, progress: bool = True, device=None):
     """The prototypical network over columns, meta-trained on ``background`` for ``seconds`` of
     ``clock`` (CPU time by default) in the :data:`TRAINING` regime, or loaded from
-    ``folder / columns-proto.pt``. Returns ``(model, info)``: info holds ``steps``, ``clock_seconds``,
+    ``folder / columns-proto.pt``, on ``device`` (None: the CPU). Returns ``(model, info)``: info holds ``steps``, ``clock_seconds``,
     the loss curve and ``loaded``."""
     torch.manual_seed(seed)
-    model = ColumnPrototypes()
+    model = ColumnPrototypes().to(device)
     info = train_or_load(model, Path(folder) / CHECKPOINT, lambda m: {
         **training_summary(train_column_prototypes(m, background, seconds=seconds, clock=clock, seed=seed,
                                                    progress=progress, **TRAINING)),
@@ -71,7 +71,8 @@ def episode_predictions(methods: dict, dataset, n_way: int, k_shot: int, n_query
     """One episode of ``dataset`` (drawn from ``seed``) and every method's predicted classes.
 
     Returns:
-        ``(query columns, y_query, type names of the episode's classes, {method: (n_query_total,) predictions})``.
+        ``(query columns, y_query, type names of the episode's classes, {method: (n_query_total,) predictions})``,
+        the predictions on the CPU whatever device a method computes on.
     """
     seed_everything(seed)
     i_support, y_support, i_query, y_query = ColumnEpisodeSampler(dataset, n_way, k_shot, n_query).sample_indices()
@@ -81,5 +82,5 @@ def episode_predictions(methods: dict, dataset, n_way: int, k_shot: int, n_query
     for name, m in methods.items():
         with torch.no_grad():
             m.fit_support(x_support, y_support)
-            preds[name] = m(x_query).argmax(1)
+            preds[name] = m(x_query).argmax(1).cpu()
     return x_query, y_query, names, preds

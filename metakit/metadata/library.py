@@ -7,6 +7,7 @@ import random
 
 import torch
 
+from ..training import model_device
 from .columns import generate_column
 from .encoder import encode_columns
 
@@ -51,7 +52,7 @@ class TypeLibrary:
 
     @torch.no_grad()
     def embed(self, columns) -> torch.Tensor:
-        return self.model.backbone(encode_columns(columns))  # (N, D)
+        return self.model.backbone(encode_columns(columns).to(model_device(self.model)))  # (N, D)
 
     def add_type(self, name: str, columns: list[list[str]]) -> None:
         """Add (or replace) type ``name`` from its example columns."""

@@ -134,7 +134,8 @@ def embedding_2d(model, dataset, n_way: int, k_shot: int, n_query: int = 5, seed
     Returns:
         ``{"points": (N, 2) all projected embeddings, "support": (n_way*k_shot, 2), "query":
         (n_way*n_query, 2), "prototypes": (n_way, 2) projected class means, "y_support",
-        "y_query", "wrong": (n_way*n_query,) True where the full model misclassifies}``.
+        "y_query", "wrong": (n_way*n_query,) True where the full model misclassifies}``, on the CPU
+        (the episode is computed on the model's device).
     """
     seed_everything(seed)
     x_support, y_support, x_query, y_query = sample_episode(dataset, n_way, k_shot, n_query,

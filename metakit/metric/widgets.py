@@ -97,10 +97,11 @@ def embedding_figure(models: dict, datasets: dict, method: str, dataset: str, n_
 
 class MetricTrainer(RunPanel):
     """A Run button that trains a metric model on episodes, with a progress bar, and adds it to
-    ``models`` under ``(method, train_ways)`` so the accuracy and embedding views can use it."""
+    ``models`` under ``(method, train_ways)`` so the accuracy and embedding views can use it. It
+    trains on ``device`` (None: the CPU); notebook 04 passes ``metakit.device()``."""
 
-    def __init__(self, models: dict, dataset, seconds: float = 60.0, on_trained=None):
-        self.models, self.dataset, self.on_trained = models, dataset, on_trained
+    def __init__(self, models: dict, dataset, seconds: float = 60.0, on_trained=None, device=None):
+        self.models, self.dataset, self.on_trained, self.device = models, dataset, on_trained, device
         super().__init__({
             "method": W.Dropdown(options=["proto", "matching", "metaopt"], description="method"),
             "train_ways": W.IntSlider(20, min=2, max=60, description="training ways"),
@@ -112,10 +113,10 @@ class MetricTrainer(RunPanel):
         """Train with the current control values; a learner's error becomes a message."""
 
         def train(method, train_ways, seconds, lr):
-            model = make_model(method)
+            model = make_model(method).to(self.device)
             # the same episode size for every method here: 1 shot, 2 queries per class, rotations
             return model, metric_train(model, self.dataset, n_way=train_ways, k_shot=1, n_query=2, rotations=True,
-                                       lr=lr, seconds=seconds)
+                                       lr=lr, seconds=seconds, device=self.device)
 
         values = self.values
         result = self.call(train, **values)
@@ -130,8 +131,10 @@ class MetricTrainer(RunPanel):
         return history
 
 
-def metric_explorers(models: dict, datasets: dict, background, episodes: int = 100, train_seconds: float = 60.0):
-    """Notebook 04's controls: live accuracy of a trained model, its embedding view, and a trainer.
+def metric_explorers(models: dict, datasets: dict, background, episodes: int = 100, train_seconds: float = 60.0,
+                     device=None):
+    """Notebook 04's controls: live accuracy of a trained model, its embedding view, and a trainer
+    that trains on ``device`` (None: the CPU).
 
     Returns:
         ``(accuracy, embedding, trainer)``: two :class:`Explorer` and a :class:`MetricTrainer`
@@ -173,5 +176,5 @@ def metric_explorers(models: dict, datasets: dict, background, episodes: int = 1
             ex.controls["train_ways"].options = ways_options()
             ex.update()
 
-    trainer = MetricTrainer(models, background, seconds=train_seconds, on_trained=refresh)
+    trainer = MetricTrainer(models, background, seconds=train_seconds, on_trained=refresh, device=device)
     return accuracy, embedding, trainer

@@ -16,7 +16,7 @@ from ..metric import experiments as metric
 from ..models import Conv4
 from ..runtime import seed_everything
 from ..stats import format_ci
-from ..training import train_episodes
+from ..training import model_device, train_episodes
 from .finetune import HEADS, LAYERS, FineTuner, pretrain, trim_history
 
 NAMES = {"baseline": "Baseline", "baselinepp": "Baseline++", "proto": "ProtoNet", "maml": "MAML"}
@@ -25,12 +25,13 @@ N_QUERY = 10  # queries per class in the fine-tuning explorer: 10 shots + 10 que
 
 
 def pretrained_backbone(name: str, background, seconds: float, folder, *, retrain: bool = False,
-                        clock=time.process_time, seed: int = 0, progress: bool = True):
+                        clock=time.process_time, seed: int = 0, progress: bool = True, device=None):
     """Baseline's (``name="baseline"``) or Baseline++'s (``"baselinepp"``) Conv-4, pretrained on every
     class of ``background`` for ``seconds`` of ``clock`` (CPU time by default, the same compute for
-    every method), or loaded from ``folder / transfer-<name>-300s.pt``. Returns ``(backbone, info)``."""
+    every method), or loaded from ``folder / transfer-<name>-300s.pt``, on ``device`` (None: the CPU).
+    Returns ``(backbone, info)``."""
     seed_everything(seed)
-    backbone = Conv4()
+    backbone = Conv4().to(device)
     train = lambda b: trim_history(pretrain(b, background, HEADS[name], seconds=seconds, clock=clock,  # noqa: E731
                                             progress=progress, seed=seed))
     info = train_or_load(backbone, Path(folder) / f"transfer-{name}-300s.pt", train, retrain=retrain)
@@ -38,13 +39,13 @@ def pretrained_backbone(name: str, background, seconds: float, folder, *, retrai
 
 
 def trained_proto(background, seconds: float, folder, *, retrain: bool = False, clock=time.process_time,
-                  seed: int = 0, progress: bool = True):
+                  seed: int = 0, progress: bool = True, device=None):
     """A prototypical network in notebook 04's regime (:data:`metakit.metric.experiments.TRAIN`),
-    trained for ``seconds`` of ``clock`` or loaded from ``folder / transfer-proto-300s.pt``.
-    Returns ``(model, info)``."""
+    trained for ``seconds`` of ``clock`` or loaded from ``folder / transfer-proto-300s.pt``, on
+    ``device`` (None: the CPU). Returns ``(model, info)``."""
     seed_everything(seed)
-    proto = metric.make_model("proto")
-    sampler = EpisodeSampler(background, **metric.TRAIN["proto"])
+    proto = metric.make_model("proto").to(device)
+    sampler = EpisodeSampler(background, **metric.TRAIN["proto"], device=device)
     train = lambda m: trim_history(train_episodes(m, sampler, seconds=seconds, clock=clock,  # noqa: E731
                                                   progress=progress))
     info = train_or_load(proto, Path(folder) / "transfer-proto-300s.pt", train, retrain=retrain)
@@ -52,12 +53,13 @@ def trained_proto(background, seconds: float, folder, *, retrain: bool = False, 
 
 
 def trained_maml(background, seconds: float, path, *, retrain: bool = False, clock=time.process_time,
-                 seed: int = 0, progress: bool = True):
+                 seed: int = 0, progress: bool = True, device=None):
     """MAML in notebook 03's regime (:mod:`metakit.gradient.family`), trained for ``seconds`` of
-    ``clock`` or loaded from ``path`` (notebook 03's ``family-maml.pt``). Returns ``(maml, info)``,
+    ``clock`` or loaded from ``path`` (notebook 03's ``family-maml.pt``), on ``device`` (None: the
+    CPU). Returns ``(maml, info)``,
     info holding ``steps``, ``seconds`` (wall), ``clock_seconds`` and ``loaded``."""
     seed_everything(seed)
-    maml = family.make_algorithm("maml")
+    maml = family.make_algorithm("maml").to(device)
     h = train_or_load(maml, Path(path), lambda a: family.train(a, background, seconds=seconds, progress=progress,
                                                                 clock=clock), retrain=retrain)
     return maml, {"steps": h["steps"], "clock_seconds": h.get("clock_seconds", h["seconds"]), "loaded": h["loaded"],
@@ -123,11 +125,12 @@ def finetune_curve(backbone, dataset, head: str, n_way: int, k_shot: int, steps:
         taken, "acc": mean query accuracy there, "references": {name: accuracy}}``.
     """
     model = FineTuner(backbone, head=head, layers=layers, steps=steps, lr=lr)  # refuses bad settings first
-    key = (id(dataset), n_way, k_shot, seed, episodes)
+    key = (id(dataset), n_way, k_shot, seed, episodes, str(model_device(backbone)))
 
     def draw():
         seed_everything(seed)
-        sampler = EpisodeSampler(dataset, n_way, k_shot, N_QUERY)  # ValueError for an impossible episode
+        sampler = EpisodeSampler(dataset, n_way, k_shot, N_QUERY,   # ValueError for an impossible episode
+                                 device=model_device(backbone))
         return [sampler.sample() for _ in range(episodes)]
 
     tasks = _cached(("episodes", *key), draw, dataset)
