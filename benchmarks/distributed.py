@@ -36,7 +36,8 @@ def main(argv=None) -> None:
     print(f"torch {torch.__version__}, {os.cpu_count()} CPU(s), load average {load[0]:.2f} {load[1]:.2f} "
           f"{load[2]:.2f}; MAML on Conv-4 ({args.hidden} channels), {args.meta_batch_size} tasks per meta-iteration")
 
-    check = experiments.gradient_check(names=("maml", "reptile", "proto", "matching"))
+    check = experiments.gradient_check(names=("maml", "reptile", "proto", "matching"),
+                                       start_method="fork" if sys.platform == "linux" else "spawn")
     for name, c in check.items():
         print(f"gradients, 2 processes against 1, float64, {name}: max |difference| {c['max_diff']:.1e} "
               f"(gradient norm {c['norm']:.2f})")

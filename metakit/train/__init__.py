@@ -22,4 +22,4 @@ for ``--resume``, so :func:`~metakit.checkpoints.load_weights` reads it as it is
 from .cli import main
 from .run import Config, train
 
-__all__ = ["main", "Config", "train"]
+__all__ = ["Config", "main", "train"]

@@ -51,6 +51,23 @@ class World:
         flag = torch.tensor([float(stop)], device=self.device)
         return bool(self.sum(flag).item() > 0)
 
+    def from_main(self, fn):
+        """``fn()`` run by the main process alone, its result (or its error) sent to every process:
+        a checkpoint that only the first node's disk holds is still read by all."""
+        if self.size == 1:
+            return fn()
+        box = [None]
+        if self.main:
+            try:
+                box[0] = ("result", fn())
+            except (ValueError, FileNotFoundError) as e:
+                box[0] = ("error", e)
+        dist.broadcast_object_list(box, src=0)
+        kind, value = box[0]
+        if kind == "error":
+            raise value
+        return value
+
     def sum_gradients(self, parameters) -> None:
         """Replace each parameter's ``.grad`` by its sum over the processes, in one flat all-reduce.
 

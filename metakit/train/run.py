@@ -105,8 +105,8 @@ def resumed(cfg: Config) -> tuple[Config, dict]:
     if (cfg.kind, cfg.name) != (old["kind"], old["name"]):
         clash.insert(0, f"{old['kind']} {old['name']} (now {cfg.kind} {cfg.name})")
     if clash:
-        raise ValueError(f"--resume: {path} was trained with " + ", ".join(clash) + ". Give the same settings "
-                         "(or leave them out: they are read from the checkpoint), or start a new run with another --out.")
+        raise ValueError(f"--resume: {path} was trained with " + ", ".join(clash) + ". Give the same settings (or "
+                         "leave them out: they are read from the checkpoint), or start a new run with another --out.")
     return dataclasses.replace(cfg, **{k: old[k] for k in RUN_KEYS}), saved
 
 
@@ -223,7 +223,7 @@ def train(cfg: Config, world: World, log=print) -> dict:
     """
     saved = {}
     if cfg.resume:
-        cfg, saved = resumed(dataclasses.replace(cfg, out=default_out(cfg)))
+        cfg, saved = world.from_main(lambda: resumed(dataclasses.replace(cfg, out=default_out(cfg))))
     cfg = defaults(cfg, world)
     check_world(cfg, world)
     background, evaluation = load_data(cfg)

@@ -35,13 +35,14 @@ def test_family_run_writes_a_checkpoint_the_notebooks_load(tmp_path, capsys):
     info = train_or_load(algorithm, out, train=lambda m: pytest.fail("the checkpoint was not loaded"))
     assert info["loaded"] and info["steps"] == 2 and len(info["loss"]) == len(info["acc"]) == 2
     assert info["name"] == "maml" and 0 <= info["test_acc"] <= 1
-    assert torch.equal(algorithm.state_dict()["model.head.weight"], saved(out)["state_dict"]["model.head.weight"].float())
+    head = saved(out)["state_dict"]["model.head.weight"]
+    assert torch.equal(algorithm.state_dict()["model.head.weight"], head.float())
 
 
 # MAML++ (MAML's step plus a meta-iteration counter in its state) and a metric method (BatchNorm
 # running statistics, a parameter without gradient)
-@pytest.mark.parametrize("argv", [["family", "--algorithm", "mamlpp"], ["metric", "--method", "proto", "--episodes", "2"]],
-                         ids=lambda a: a[2])
+@pytest.mark.parametrize("argv", [["family", "--algorithm", "mamlpp"],
+                                  ["metric", "--method", "proto", "--episodes", "2"]], ids=lambda a: a[2])
 def test_a_resumed_run_repeats_an_uninterrupted_one(tmp_path, argv):
     whole, parts = tmp_path / "whole.pt", tmp_path / "parts.pt"
     common = [*argv, "--eval-episodes", "0", *TINY]
@@ -64,12 +65,13 @@ def test_a_resumed_run_repeats_an_uninterrupted_one(tmp_path, argv):
 
 def test_resuming_refuses_other_settings_and_missing_files(tmp_path, capsys):
     out = tmp_path / "run.pt"
-    assert main(["family", "--algorithm", "maml", "--steps", "1", "--eval-episodes", "0", "--out", str(out), *TINY]) == 0
-    code, err = run(capsys, "family", "--algorithm", "maml", "--steps", "2", "--out", str(out), "--resume", "--n-way", "3")
+    maml = ["family", "--algorithm", "maml", "--steps", "2"]
+    assert main([*maml[:-1], "1", "--eval-episodes", "0", "--out", str(out), *TINY]) == 0
+    code, err = run(capsys, *maml, "--out", str(out), "--resume", "--n-way", "3")
     assert code == 2 and "was trained with --n-way 5 (now 3)" in err and "another --out" in err
     code, err = run(capsys, "family", "--algorithm", "anil", "--steps", "2", "--out", str(out), "--resume")
     assert code == 2 and "family maml (now family anil)" in err
-    code, err = run(capsys, "family", "--algorithm", "maml", "--steps", "2", "--out", str(tmp_path / "no.pt"), "--resume")
+    code, err = run(capsys, *maml, "--out", str(tmp_path / "no.pt"), "--resume")
     assert code == 2 and "there is no checkpoint at" in err
     weights_only = tmp_path / "plain.pt"
     train_or_load(make_algorithm("maml", hidden=4), weights_only, lambda m: {})
@@ -92,7 +94,8 @@ def test_bad_input_gets_a_message_not_a_traceback(tmp_path, capsys):
         ("metric", "--method", "proto", "--steps", "1", "--data", "omniglot", "--root", str(tmp_path)):
             "omniglot-py/images_background",
         ("family", "--algorithm", "maml", "--steps", "1", "--n-way", "5000"): "n_way=5000 was asked",
-        ("family", "--algorithm", "maml", "--steps", "3", "--inner-lr", "1e300", "--eval-episodes", "0"): "lower inner_lr",
+        ("family", "--algorithm", "maml", "--steps", "3", "--inner-lr", "1e300", "--eval-episodes", "0"):
+            "lower inner_lr",
     }
     for argv, message in cases.items():
         code, err = run(capsys, *argv, "--out", str(tmp_path / "x.pt"), *TINY)
