@@ -103,5 +103,7 @@ def main(argv=None) -> int:
         if world is None or world.main:
             print(f"python -m metakit.train {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     finally:
         distributed.stop()

@@ -253,7 +253,7 @@ def train(cfg: Config, world: World, log=print) -> dict:
                             config=dataclasses.asdict(cfg))
 
     learner.train()
-    steps = iter(budget)
+    steps, consistent = iter(budget), True  # consistent: weights, optimiser and record agree on `done`
     try:
         while not world.all_stop(next(steps, None) is None):
             started = budget.elapsed
@@ -263,15 +263,23 @@ def train(cfg: Config, world: World, log=print) -> dict:
             except FloatingPointError as e:
                 rate = "meta_lr" if cfg.kind == "family" else "lr"
                 raise FloatingPointError(f"{e} (at step {done + 1}, {rate}={cfg.lr:g})") from None
+            consistent = False
             optimizer.step()
             if cfg.kind == "metric":
                 world.average_buffers(learner)
             done += 1
-            budget.log(**metrics)
             for key, value in {**metrics, "step_seconds": budget.elapsed - started}.items():
                 info[key].append(value)
+            consistent = True
+            budget.log(**metrics)
             if cfg.save_every and done % cfg.save_every == 0:
                 save()
+    except KeyboardInterrupt:
+        if world.size == 1 and consistent:  # several processes may each have stopped somewhere else
+            info["seconds"] += budget.summary()["seconds"]
+            save()
+            log(f"interrupted: {done} steps saved in {cfg.out}; add --resume to go on from there")
+        raise
     finally:
         steps.close()
     info["seconds"] += budget.summary()["seconds"]

@@ -142,3 +142,19 @@ def test_trains_on_any_image_folder_and_on_omniglot_layout(tmp_path, capsys):
     cfg = Config(kind="family", name="maml", data="folder", root=str(tmp_path / "mine"), n_way=3, k_shot=1, n_query=1,
                  steps=0, eval_episodes=0, hidden=4, out=str(tmp_path / "c.pt"), progress=False)
     assert train(dataclasses.replace(cfg), World())["steps"] == 0
+
+
+def test_an_interrupted_run_saves_what_it_did(tmp_path, monkeypatch, capsys):
+    import metakit.train.run as run_module
+    real, calls = run_module.gradients, []
+
+    def interrupt_at_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(run_module, "gradients", interrupt_at_third)
+    out = tmp_path / "run.pt"
+    assert main(["family", "--algorithm", "maml", "--steps", "5", "--save-every", "0", "--out", str(out), *TINY]) == 130
+    assert saved(out)["step"] == 2 and len(saved(out)["info"]["loss"]) == 2
+    assert "interrupted: 2 steps saved" in capsys.readouterr().out
