@@ -36,7 +36,7 @@ def test_a_torchrun_run_equals_a_single_process_run_and_resumes_it(tmp_path):
             "--eval-episodes", "0", "--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "one.pt")]) == 0
     assert main([*argv[:3], "--steps", "1", *argv[5:], "--out", str(tmp_path / "two.pt")]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # METAKIT_DEVICE=cpu comes from conftest.py
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "-m", "metakit.train", *argv[:5], "--resume", "--eval-episodes", "0", "--no-progress",
                            "--out", str(tmp_path / "two.pt")], capture_output=True, text=True, timeout=300, env=env)
