@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +220,8 @@ def train(cfg: Config, world: World, log=print) -> dict:
 
     Returns:
         The run's record (the checkpoint's ``info``): ``steps``, ``seconds``, ``loss`` and ``acc``
-        per step, ``step_seconds``, and ``test_acc``/``test_ci95`` when it was tested.
+        per step, ``step_seconds`` and ``step_cpu_seconds`` (the main process's wall-clock and CPU
+        time per step), and ``test_acc``/``test_ci95`` when it was tested.
     """
     saved = {}
     if cfg.resume:
@@ -231,7 +233,7 @@ def train(cfg: Config, world: World, log=print) -> dict:
                         DTYPES[cfg.dtype])
     learner = build(cfg, world)
     optimizer = torch.optim.Adam(learner.parameters(), lr=cfg.lr)
-    info = {"loss": [], "acc": [], "step_seconds": [], "seconds": 0.0}
+    info = {"loss": [], "acc": [], "step_seconds": [], "step_cpu_seconds": [], "seconds": 0.0}
     if saved:
         learner.load_state_dict(saved["state_dict"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -256,7 +258,7 @@ def train(cfg: Config, world: World, log=print) -> dict:
     steps, consistent = iter(budget), True  # consistent: weights, optimiser and record agree on `done`
     try:
         while not world.all_stop(next(steps, None) is None):
-            started = budget.elapsed
+            started, cpu_started = budget.elapsed, time.process_time()
             batch = episodes.batch(done, share, stacked=cfg.kind == "family")
             try:
                 metrics = gradients(learner, cfg.kind, batch, len(share), cfg.batch, world)
@@ -268,7 +270,8 @@ def train(cfg: Config, world: World, log=print) -> dict:
             if cfg.kind == "metric":
                 world.average_buffers(learner)
             done += 1
-            for key, value in {**metrics, "step_seconds": budget.elapsed - started}.items():
+            timing = {"step_seconds": budget.elapsed - started, "step_cpu_seconds": time.process_time() - cpu_started}
+            for key, value in {**metrics, **timing}.items():
                 info[key].append(value)
             consistent = True
             budget.log(**metrics)
