@@ -206,13 +206,16 @@ def gradients(learner, kind: str, batch, share: int, total: int, world: World) -
 
 
 def check_world(cfg: Config, world: World) -> None:
-    what = "tasks in a meta-batch (--meta-batch-size)" if cfg.kind == "family" else "episodes per step (--episodes)"
+    """Refuse a step that some process would have no share of."""
+    flag = "--meta-batch-size" if cfg.kind == "family" else "--episodes"
+    plural = "s" * (cfg.batch != 1)
+    what = (f"a meta-batch of {cfg.batch} task{plural}" if cfg.kind == "family"
+            else f"{cfg.batch} episode{plural} per step")
     if cfg.batch < 1:
-        raise ValueError(f"{what} must be at least 1; got {cfg.batch}.")
+        raise ValueError(f"{flag} must be at least 1; got {cfg.batch}.")
     if world.size > cfg.batch:
-        raise ValueError(f"{world.size} processes share {cfg.batch} {what}, so some would have none: give "
-                         f"{'--meta-batch-size' if cfg.kind == 'family' else '--episodes'} {world.size} or more "
-                         "(or start fewer processes).")
+        raise ValueError(f"{world.size} processes would share {what} ({flag}), so some would have none: give "
+                         f"{flag} {world.size} or more, or start fewer processes.")
 
 
 def train(cfg: Config, world: World, log=print) -> dict:

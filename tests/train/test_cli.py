@@ -111,9 +111,10 @@ def test_asking_for_a_missing_gpu_says_so(tmp_path, capsys, monkeypatch):
 
 def test_more_processes_than_tasks_is_refused_before_any_work(tmp_path):
     world = World(rank=0, size=4)  # no process group is needed: the check comes first
-    with pytest.raises(ValueError, match="4 processes share 2 tasks in a meta-batch .* --meta-batch-size 4 or more"):
+    message = r"4 processes would share a meta-batch of 2 tasks \(--meta-batch-size\), so some would have none"
+    with pytest.raises(ValueError, match=message + ": give --meta-batch-size 4 or more"):
         train(Config(kind="family", name="maml", batch=2, steps=1, out=str(tmp_path / "x.pt")), world)
-    with pytest.raises(ValueError, match="--episodes 4 or more"):
+    with pytest.raises(ValueError, match="share 3 episodes per step .* --episodes 4 or more"):
         train(Config(kind="metric", name="proto", batch=3, steps=1, out=str(tmp_path / "x.pt")), world)
 
 
