@@ -36,14 +36,19 @@ def parser() -> argparse.ArgumentParser:
         "Meta-train a MAML-family algorithm or a metric method, in one process or several "
         "(torchrun --nproc_per_node N -m metakit.train ...), and write a checkpoint the notebooks load."))
     commands = top.add_subparsers(dest="command", required=True, metavar="{family,metric}")
-    fam = commands.add_parser("family", help="MAML, FOMAML, ANIL, Meta-SGD, MAML++, Reptile (notebook 03)")
+    fam = commands.add_parser("family", help="MAML, FOMAML, ANIL, Meta-SGD, MAML++, Reptile (notebook 03)",
+                              description="Options left out take notebook 03's settings (metakit.gradient.family): "
+                              "5-way 1-shot episodes with 5 queries per class, 4 tasks per meta-iteration, Adam 1e-3.")
     fam.add_argument("--algorithm", required=True, choices=list(FAMILY))
     fam.add_argument("--meta-batch-size", type=positive, help="tasks per meta-iteration, shared by the processes "
                      "(default 4; the papers use 32)")
     fam.add_argument("--meta-lr", type=rate, help="Adam's rate for the outer update (default 1e-3)")
     fam.add_argument("--inner-lr", type=rate, help="the inner step size (default: the algorithm's in the family)")
     fam.add_argument("--inner-steps", type=count, help="inner steps (default: the algorithm's in the family)")
-    met = commands.add_parser("metric", help="prototypical or matching networks, MetaOptNet (notebook 04)")
+    met = commands.add_parser("metric", help="prototypical or matching networks, MetaOptNet (notebook 04)",
+                              description="Options left out take notebook 04's settings (metakit.metric.experiments): "
+                              "40-way 1-shot episodes with 2 queries per class and rotations (MetaOptNet 20-way, 5 "
+                              "queries), Adam 1e-3.")
     met.add_argument("--method", required=True, choices=list(METHODS))
     met.add_argument("--episodes", type=positive, help="episodes per step, shared by the processes "
                      "(default: one per process)")
@@ -60,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
         data.add_argument("--rotations", action=argparse.BooleanOptionalAction, default=None,
                           help="each class rotated by 90, 180, 270 degrees as new classes")
         run = sub.add_argument_group("run")
-        run.add_argument("--steps", type=count, help="meta-iterations of the whole run (a resumed run counts on)")
+        run.add_argument("--steps", type=count, help="steps (meta-iterations) of the whole run; a resumed run "
+                         "counts on")
         run.add_argument("--seconds", type=duration, help="wall-clock seconds for this invocation")
         run.add_argument("--hidden", type=positive, help="Conv-4 channels (default 64)")
         run.add_argument("--dtype", choices=list(DTYPES), help="float32 (default) or float64")
