@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
     met.add_argument("--lr", type=rate, help="Adam's rate (default 1e-3)")
     for sub in (fam, met):
         data = sub.add_argument_group("data and episodes")
-        data.add_argument("--data", choices=DATA, default="glyphs", help="the kit's glyphs (default), Omniglot in "
+        data.add_argument("--data", choices=DATA, help="the kit's glyphs (default), Omniglot in "
                           "torchvision's layout under --root, or any folder/.zip of <alphabet>/<character>/*.png")
         data.add_argument("--root", help="where the data is (--data omniglot or folder)")
         data.add_argument("--eval-root", help="a second folder to test on (--data folder)")

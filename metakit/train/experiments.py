@@ -40,7 +40,7 @@ def step_gradients(cfg: Config, world: distributed.World, step: int = 0, dataset
 def _gradients_worker(configs: dict, folder: str) -> None:
     torch.set_num_threads(1)
     world = distributed.start(torch.device("cpu"))
-    dataset = load_data(next(iter(configs.values())))[0]
+    dataset = load_data(defaults(next(iter(configs.values())), world))[0]
     grads = {name: step_gradients(cfg, world, dataset=dataset) for name, cfg in configs.items()}
     if world.main:
         torch.save(grads, Path(folder) / "grads.pt")
@@ -57,8 +57,8 @@ def gradient_check(names=("maml", "proto"), processes: int = 2, hidden: int = 8,
         ``{name: {"max_diff": largest absolute difference, "norm": the gradient's norm}}``.
     """
     configs = {n: dataclasses.replace(CHECKS[n], hidden=hidden, batch=batch, dtype=dtype) for n in names}
-    dataset = load_data(next(iter(configs.values())))[0]  # the kit's glyphs, for all of them
     alone = distributed.World(device=torch.device("cpu"))
+    dataset = load_data(defaults(next(iter(configs.values())), alone))[0]  # the kit's glyphs, for all of them
     single = {n: step_gradients(cfg, alone, dataset=dataset) for n, cfg in configs.items()}
     with tempfile.TemporaryDirectory() as folder:
         distributed.spawn(_gradients_worker, processes, configs, folder, start_method=start_method)

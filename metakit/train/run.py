@@ -32,8 +32,9 @@ from .distributed import World
 
 DATA = ("glyphs", "omniglot", "folder")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-# What makes a run the run it is: a resumed run keeps these from its checkpoint.
-RUN_KEYS = ("kind", "name", "data", "root", "n_way", "k_shot", "n_query", "rotations", "batch", "lr", "inner_lr",
+# What makes a run the run it is: a resumed run keeps these from its checkpoint. Where the data
+# lies may change (a moved folder, another machine): --root and --eval-root default to the saved ones.
+RUN_KEYS = ("kind", "name", "data", "n_way", "k_shot", "n_query", "rotations", "batch", "lr", "inner_lr",
             "inner_steps", "hidden", "dtype", "seed")
 
 
@@ -48,7 +49,7 @@ class Config:
     """
     kind: str = "family"                # "family" or "metric"
     name: str = "maml"                  # a key of family.FAMILY or metric.METHODS
-    data: str = "glyphs"
+    data: str | None = None             # "glyphs", "omniglot" or "folder"
     root: str | None = None
     eval_root: str | None = None
     n_way: int | None = None
@@ -73,13 +74,17 @@ class Config:
 
 def defaults(cfg: Config, world: World) -> Config:
     """``cfg`` with every ``None`` replaced by the chapter's regime."""
+    names = {"family": family.FAMILY, "metric": metric.METHODS}
+    if cfg.name not in names.get(cfg.kind, ()):
+        raise ValueError(f"no {cfg.kind} {cfg.name!r}: the commands are " + "; ".join(
+            f"{kind} ({', '.join(n)})" for kind, n in names.items()) + ".")
     if cfg.kind == "family":
         regime = {**family.TRAIN, "rotations": False, "batch": family.META["meta_batch_size"],
                   "lr": family.META["meta_lr"], "inner_lr": family.FAMILY[cfg.name]["inner_lr"],
                   "inner_steps": family.FAMILY[cfg.name]["inner_steps"]}
     else:
         regime = {**metric.TRAIN[cfg.name], "batch": world.size, "lr": 1e-3}
-    regime.update(hidden=64, dtype="float32", seed=0)
+    regime.update(data="glyphs", hidden=64, dtype="float32", seed=0)
     cfg = dataclasses.replace(cfg, **{k: v for k, v in regime.items() if getattr(cfg, k) is None})
     return dataclasses.replace(cfg, out=default_out(cfg))
 
@@ -108,7 +113,8 @@ def resumed(cfg: Config) -> tuple[Config, dict]:
     if clash:
         raise ValueError(f"--resume: {path} was trained with " + ", ".join(clash) + ". Give the same settings (or "
                          "leave them out: they are read from the checkpoint), or start a new run with another --out.")
-    return dataclasses.replace(cfg, **{k: old[k] for k in RUN_KEYS}), saved
+    places = {k: old[k] for k in ("root", "eval_root") if getattr(cfg, k) is None}
+    return dataclasses.replace(cfg, **{k: old[k] for k in RUN_KEYS}, **places), saved
 
 
 def load_data(cfg: Config):

@@ -116,6 +116,8 @@ def test_more_processes_than_tasks_is_refused_before_any_work(tmp_path):
         train(Config(kind="family", name="maml", batch=2, steps=1, out=str(tmp_path / "x.pt")), world)
     with pytest.raises(ValueError, match="share 3 episodes per step .* --episodes 4 or more"):
         train(Config(kind="metric", name="proto", batch=3, steps=1, out=str(tmp_path / "x.pt")), world)
+    with pytest.raises(ValueError, match=r"no metric 'maml': the commands are family \(maml, fomaml"):
+        train(Config(kind="metric", name="maml", steps=1), World())
 
 
 def write_pngs(root, alphabets=2, characters=3, drawings=4):
@@ -140,6 +142,9 @@ def test_trains_on_any_image_folder_and_on_omniglot_layout(tmp_path, capsys):
     assert main(["family", "--algorithm", "maml", "--data", "omniglot", "--root", str(tmp_path / "omni"),
                  "--out", str(tmp_path / "b.pt"), *episode]) == 0
     assert "no evaluation set" in capsys.readouterr().out  # images_evaluation is missing: trained, not tested
+    assert main(["family", "--algorithm", "maml", "--steps", "2", "--resume", "--out", str(tmp_path / "b.pt"),
+                 "--eval-episodes", "0", "--no-progress"]) == 0  # --data and --root come from the checkpoint
+    assert saved(tmp_path / "b.pt")["config"]["data"] == "omniglot" and saved(tmp_path / "b.pt")["step"] == 2
     cfg = Config(kind="family", name="maml", data="folder", root=str(tmp_path / "mine"), n_way=3, k_shot=1, n_query=1,
                  steps=0, eval_episodes=0, hidden=4, out=str(tmp_path / "c.pt"), progress=False)
     assert train(dataclasses.replace(cfg), World())["steps"] == 0
