@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .run import Config, Episodes, build, defaults, gradients, load_data, train
+from .run import Config, build, defaults, load_data, train
+from .step import Episodes, gradients
 
 # Small learners in float64: the check is about the arithmetic of sharing, not about the model.
 CHECKS = {
