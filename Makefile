@@ -12,7 +12,7 @@ LAB_ARGS ?=
 APP_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab app test test-fast test-pythons bench gpu-check data clean mutants
+.PHONY: setup lab app test test-fast test-pythons bench gpu-check data clean mutants train
 
 setup: $(STAMP)
 
@@ -52,6 +52,14 @@ test-pythons:
 mutants: $(STAMP)
 	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/python -m pip install -q "mutmut==3.8.1"
 	OMP_NUM_THREADS=1 nice -n 5 $(BIN)/python tests/mutants/run.py $(MODULES)
+
+# A long training from the command line (README, "Long trainings"), e.g.
+#   make train ARGS="family --algorithm maml --steps 2000"           one process
+#   make train NPROC=2 ARGS="metric --method proto --seconds 600"     2 processes through torchrun
+NPROC ?= 1
+ARGS  ?= --help
+train: $(STAMP)
+	$(if $(filter 1,$(NPROC)),$(BIN)/python,$(BIN)/torchrun --standalone --nproc_per_node $(NPROC)) -m metakit.train $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

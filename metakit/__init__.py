@@ -28,7 +28,8 @@ takes ``steps=`` or ``seconds=``, wall clock by default, CPU time with ``clock=t
 base class), ``training`` (the episodic training loop several chapters use), ``compare`` (the one
 comparison protocol: every method on the same episodes, paired differences, the table),
 ``checkpoints`` (train-or-load), ``stats`` (the one confidence interval), ``plots`` and ``widgets``
-(the widget machinery).
+(the widget machinery). ``train`` is no chapter but a command: ``python -m metakit.train`` runs
+the family's and the metric methods' long trainings in one process or under ``torchrun``.
 
 Names used everywhere in the kit
 --------------------------------

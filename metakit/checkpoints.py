@@ -44,12 +44,26 @@ def train_or_load(model: torch.nn.Module, path, train, retrain: bool = False) ->
             warnings.warn(f"Could not load the checkpoint {path} ({type(e).__name__}: {e}); training again instead.",
                           stacklevel=2)
     info = dict(train(model))
+    save_checkpoint(model, path, info)
+    return {**info, "loaded": False}
+
+
+def save_checkpoint(model: torch.nn.Module, path, info: dict, **extra) -> Path:
+    """Write ``{"state_dict", "info", **extra}`` to ``path`` (a bare name goes to ``data/checkpoints/``)
+    atomically, in the format :func:`load_weights` reads.
+
+    Args:
+        info: what to record; only numbers, strings and lists of them are kept.
+        extra: more keys for whoever resumes the run (an optimiser's state, a step count); they
+            must be what ``torch.load(weights_only=True)`` reads (tensors, numbers, dicts, lists).
+    """
+    path = checkpoint_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "info": _plain(info)}, tmp)
+    torch.save({"state_dict": state, "info": _plain(info), **extra}, tmp)
     os.replace(tmp, path)  # never leave a half-written checkpoint behind
-    return {**info, "loaded": False}
+    return path
 
 
 def _plain(info: dict) -> dict:

@@ -51,3 +51,11 @@ def test_continual_benchmark_quick_prints_a_result_line():
         assert -1.0 <= float(value) <= 1.0, (key, value)
     for name in ("naive", "ewc", "replay", "gem", "agem", "oml", "anml", "pretrain"):
         assert f"\n{name} " in stdout
+
+
+def test_distributed_benchmark_quick_prints_a_result_line():
+    stdout, result = run_quick("distributed.py", "--steps", "2", "--hidden", "8")
+    assert list(result) == ["its_1x1", "its_2x1", "ratio", "cpu_ratio", "grad_max_diff"]
+    assert all(float(result[k]) > 0 for k in ("its_1x1", "its_2x1", "ratio", "cpu_ratio"))
+    assert float(result["grad_max_diff"]) < 1e-10
+    assert "2 process(es) x 1 thread" in stdout and "load average" in stdout

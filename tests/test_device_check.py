@@ -6,7 +6,6 @@ that operation would fail. The models go to ``metakit.device()``: the CPU here, 
 
 import pytest
 import torch
-from helpers import tiny_conv4
 
 import metakit
 from metakit.continual import methods, oml, stream
