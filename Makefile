@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml tools/install.sh tools/constraints.txt
 	PYTHON="$(PYTHON)" VENV="$(VENV)" bash tools/install.sh
 	@touch $@
 
+# lab-settings/overrides.json: restore the widget state saved in the notebooks, no news prompt.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.app_settings_dir=$(CURDIR)/lab-settings $(ROOT_FLAG) $(LAB_ARGS)
 
 # Voila runs a notebook when its page is opened (the checkpoints in data/ make that quick) and
 # hides the code; a cell may take up to 10 minutes.

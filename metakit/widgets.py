@@ -8,6 +8,7 @@ reason in the message area instead of a traceback, keeping the last good plot.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import time
@@ -32,6 +33,22 @@ def error_html(message: str) -> str:
     """A learner's error as the message area shows it: red, prefixed "Not possible:", escaped."""
     return (f'<div style="color:#a40000;border-left:4px solid #a40000;padding:4px 8px">'
             f"<b>Not possible:</b> {html.escape(message)}</div>")
+
+
+def static_bundle(ui, png: bytes, what: str) -> dict:
+    """A view's display data: the live widget, and for a reader without a running kernel (GitHub,
+    nbviewer, a static site, a JupyterLab that has not restored the saved widget state) its current
+    figure as a PNG and a sentence instead of the widget's ``VBox(children=...`` repr.
+
+    Args:
+        ui: the view's outer ipywidgets box; png: its current figure (empty: none yet);
+        what: the sentence shown as plain text.
+    """
+    bundle = ui._repr_mimebundle_()
+    bundle["text/plain"] = what
+    if png:
+        bundle["image/png"] = base64.b64encode(png).decode("ascii")
+    return bundle
 
 
 def run_safely(fn, **values):
@@ -77,10 +94,9 @@ class Explorer:
             self.message.value = error_html(error)
         self.seconds = time.perf_counter() - start
 
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.ui)
+    def _repr_mimebundle_(self, **kwargs):
+        return static_bundle(self.ui, self.image.value,
+                             f"[interactive view: {', '.join(self.controls)}; run the notebook to move the controls]")
 
 
 class RunPanel:
@@ -126,10 +142,9 @@ class RunPanel:
             self.message.value = error_html(error)
         return result
 
-    def _ipython_display_(self):
-        from IPython.display import display
-
-        display(self.ui)
+    def _repr_mimebundle_(self, **kwargs):
+        return static_bundle(self.ui, self.image.value,
+                             f"[controls: {', '.join(self.controls)} and a Run button; run the notebook to use them]")
 
 
 def episode_figure(datasets: dict, dataset: str, n_way: int, k_shot: int, n_query: int,

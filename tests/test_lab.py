@@ -47,6 +47,12 @@ def test_make_lab_serves_the_notebooks(tmp_path):
         names = {item["name"] for item in listing["content"]}
         assert {p.name for p in (ROOT / "notebooks").glob("*.ipynb")} <= names
         assert any(n.endswith(".ipynb") for n in names)
+        # the kit's defaults: saved widget state restored, no news prompt
+        for plugin, key, value in [("@jupyter-widgets/jupyterlab-manager:plugin", "saveState", True),
+                                   ("@jupyterlab/apputils-extension:notification", "fetchNews", "false")]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/api/settings/{plugin}?token={token}",
+                                        timeout=10) as r:
+                assert json.load(r)["schema"]["properties"][key]["default"] == value, (plugin, key)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -69,3 +69,21 @@ def test_run_panel_shows_a_learners_error_as_a_message_and_frees_the_button():
     assert not panel.button.disabled
     with pytest.raises(TypeError):  # a bug, not a learner's error, still raises
         panel.call(lambda: None, unexpected=1)
+
+
+def test_views_carry_their_figure_and_a_sentence_for_readers_without_a_kernel(datasets):
+    import base64
+
+    from IPython.core.formatters import DisplayFormatter
+
+    ex = widgets.episode_explorer(datasets)
+    data, _ = DisplayFormatter().format(ex)                   # what a notebook output stores
+    assert "application/vnd.jupyter.widget-view+json" in data   # the live widget, where a kernel runs
+    assert base64.b64decode(data["image/png"]) == ex.image.value  # the figure, everywhere else
+    assert "VBox(" not in data["text/plain"] and "n_way" in data["text/plain"]
+
+    panel = widgets.RunPanel({"k_shot": W.IntSlider(2)})
+    data, _ = DisplayFormatter().format(panel)
+    assert "image/png" not in data and "Run button" in data["text/plain"] and "VBox(" not in data["text/plain"]
+    panel.image.value = ex.image.value                        # once it has run, its plot comes along
+    assert "image/png" in DisplayFormatter().format(panel)[0]

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..checkpoints import CHECKPOINTS, load_weights
-from ..episodes import EpisodeSampler
+from ..episodes import EpisodeSampler, check_episode
 from ..metric.protonet import PrototypicalNetwork
 from ..models import Conv4
 from ..runtime import seed_everything
@@ -201,11 +201,14 @@ def comparison(dagan, dataset, settings: dict = SETTINGS, episodes: int = 600, *
 
 
 def augmentation_run(dagan, dataset, pretrained, n_gen: int = 5, noise_scale: float = 1.0, k_shot: int = 1,
-                     episodes: int = 100, seed: int = 0, progress: bool = True, **fit) -> dict:
-    """Notebook 05's Run button: :func:`paired_evaluation` on 5-way ``k_shot``-shot episodes; returns
-    its summary. A collapsed generator raises ``ValueError``. ``fit`` goes to
-    :func:`episode_accuracies` (training steps, rates)."""
-    result = paired_evaluation(dagan, dataset, n_way=5, k_shot=k_shot, episodes=episodes, n_gen=n_gen,
+                     episodes: int = 100, seed: int = 0, progress: bool = True, n_way: int = 5, **fit) -> dict:
+    """Notebook 05's Run button: :func:`paired_evaluation` on ``n_way``-way ``k_shot``-shot episodes;
+    returns its summary. A collapsed generator, or an episode the dataset cannot supply, raises
+    ``ValueError``. ``fit`` goes to :func:`episode_accuracies` (training steps, rates)."""
+    if isinstance(n_way, int) and not isinstance(n_way, bool) and n_way < 2:
+        raise ValueError(f"n_way must be at least 2 (one class has nothing to tell apart); got {n_way!r}.")
+    check_episode(dataset, n_way, k_shot, 15)
+    result = paired_evaluation(dagan, dataset, n_way=n_way, k_shot=k_shot, episodes=episodes, n_gen=n_gen,
                                noise_scale=noise_scale, pretrained=pretrained, seed=seed, progress=progress, **fit)
     return result["summary"]
 

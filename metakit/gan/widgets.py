@@ -144,9 +144,9 @@ def summary_text(summary: dict) -> str:
 
 
 class AugmentationRunner(RunPanel):
-    """Sliders for the generated images per real shot and the noise scale; Run re-runs the paired
-    evaluation (with a progress bar) and shows the new differences. Errors, including a collapsed
-    generator, become a message."""
+    """Sliders for the generated images per real shot, the noise scale and the episodes' ways and
+    shots; Run re-runs the paired evaluation (with a progress bar) and shows the new differences.
+    Errors, including a collapsed generator, become a message."""
 
     def __init__(self, dagan, dataset, pretrained, episodes: int = 100):
         self.dagan, self.dataset, self.pretrained, self.episodes = dagan, dataset, pretrained, episodes
@@ -154,8 +154,9 @@ class AugmentationRunner(RunPanel):
         super().__init__({
             "n_gen": W.IntSlider(5, min=1, max=10, description="generated per real shot", style=style),
             "noise_scale": W.FloatSlider(1.0, min=0.0, max=3.0, step=0.1, description="noise scale", style=style),
+            "n_way": W.IntSlider(5, min=2, max=20, description="n_way"),
             "k_shot": W.Dropdown(options=[1, 5], value=1, description="k_shot"),
-        })
+        }, rows=[["n_gen", "noise_scale"], ["n_way", "k_shot"]])
 
     def run(self):
         """Evaluate with the current values; returns the summary, or None after showing the error."""
@@ -166,6 +167,6 @@ class AugmentationRunner(RunPanel):
         v = self.values
         self.message.value = summary_text(summary)
         self.image.value = figure_png(difference_figure(
-            summary, f"5-way {v['k_shot']}-shot, {v['n_gen']} generated per real shot, noise {v['noise_scale']:g}, "
+            summary, f"{v['n_way']}-way {v['k_shot']}-shot, {v['n_gen']} generated per real shot, noise {v['noise_scale']:g}, "
                      f"{self.episodes} episodes"))
         return summary

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import time
+from copy import deepcopy
 
 import torch
+from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
@@ -82,29 +84,41 @@ def make_algorithm(name: str, n_way: int = 5, hidden: int = 64, **overrides):
     return cls(Conv4(hidden=hidden, out_features=n_way, track_running_stats=False), **config)
 
 
+def check_meta(meta_lr: float, meta_batch_size: int) -> None:
+    """Raise ``ValueError`` saying what is possible for an outer learning rate or meta-batch size."""
+    if isinstance(meta_lr, bool) or not isinstance(meta_lr, (int, float)) or not (0 < meta_lr <= 1
+                                                                                 and math.isfinite(meta_lr)):
+        raise ValueError(f"meta_lr must be a positive number up to 1; got {meta_lr!r}.")
+    if isinstance(meta_batch_size, bool) or not isinstance(meta_batch_size, int) or not 1 <= meta_batch_size <= 64:
+        raise ValueError(f"meta_batch_size must be a whole number of tasks from 1 to 64; got {meta_batch_size!r}.")
+
+
 def train(algorithm, dataset, seconds: float | None = None, steps: int | None = None, progress: bool = True,
-          callback=None, clock=time.perf_counter, **episode) -> dict:
+          callback=None, clock=time.perf_counter, meta_lr: float = META["meta_lr"],
+          meta_batch_size: int = META["meta_batch_size"], **episode) -> dict:
     """Meta-train on ``dataset`` with the family's regime (:data:`TRAIN` episodes, :data:`META`).
 
     Args:
         seconds, steps, clock: the budget (:class:`~metakit.runtime.Budget`: wall clock by default,
             ``time.process_time`` for CPU time).
+        meta_lr, meta_batch_size: the outer Adam's learning rate and the tasks per meta-iteration.
         episode: overrides of :data:`TRAIN` (``n_way``, ``k_shot``, ``n_query``).
         callback: passed to :func:`~metakit.gradient.training.meta_train` (live plots).
     Returns:
         :func:`~metakit.gradient.training.meta_train`'s history.
     """
+    check_meta(meta_lr, meta_batch_size)
     sampler = EpisodeSampler(dataset, **{**TRAIN, **episode})
     return meta_train(algorithm, sampler, steps=steps, seconds=seconds, progress=progress,
-                      callback=callback, clock=clock, **META)
+                      callback=callback, clock=clock, meta_lr=meta_lr, meta_batch_size=meta_batch_size)
 
 
 def train_and_test(name: str, background, evaluation, *, n_way: int = 5, k_shot: int = 1, inner_lr: float = 0.4,
-                   inner_steps: int = 1, seconds: float = 30.0, callback=None, test_episodes: int = 100,
-                   seed: int = 0, device=None):
+                   inner_steps: int = 1, meta_lr: float = META["meta_lr"], meta_batch_size: int = META["meta_batch_size"],
+                   seconds: float = 30.0, callback=None, test_episodes: int = 100, seed: int = 0, device=None):
     """Notebook 03's Run button: a fresh family member meta-trained on ``background`` with the
-    family's regime, then tested on ``test_episodes`` episodes of ``evaluation`` (N_QUERY queries),
-    on ``device`` (None: the CPU).
+    family's regime (``meta_lr`` and ``meta_batch_size`` as chosen), then tested on
+    ``test_episodes`` episodes of ``evaluation`` (N_QUERY queries), on ``device`` (None: the CPU).
 
     Returns:
         ``(algorithm, history, (acc, ci95))``. Impossible episodes and bad rates raise
@@ -112,8 +126,10 @@ def train_and_test(name: str, background, evaluation, *, n_way: int = 5, k_shot:
     """
     check_episode(background, n_way, k_shot, TRAIN["n_query"])
     check_episode(evaluation, n_way, k_shot, N_QUERY)
+    check_meta(meta_lr, meta_batch_size)
     algorithm = make_algorithm(name, n_way=n_way, inner_lr=inner_lr, inner_steps=inner_steps).to(device)
-    history = train(algorithm, background, seconds=seconds, callback=callback, n_way=n_way, k_shot=k_shot)
+    history = train(algorithm, background, seconds=seconds, callback=callback, n_way=n_way, k_shot=k_shot,
+                    meta_lr=meta_lr, meta_batch_size=meta_batch_size)
     seed_everything(seed)
     sampler = EpisodeSampler(evaluation, n_way, k_shot, N_QUERY)
     return algorithm, history, meta_evaluate(algorithm, sampler, episodes=test_episodes)
@@ -230,6 +246,34 @@ def accuracy_vs_steps(algorithms: dict, dataset, steps=(0, 1, 2, 3, 5, 10), epis
             curve["ci95"].append(ci95)
         curves[name] = curve
     return curves
+
+
+def with_ways(algorithm, n_way: int):
+    """A copy of a trained family member for ``n_way``-way tasks, ``n_way`` up to its head's outputs:
+    the head keeps its first ``n_way`` rows (and Meta-SGD their learned rates). Labels are shuffled
+    in every training episode, so no row is tied to a class and any ``n_way`` of them make an
+    initialisation for fewer ways.
+
+    Raises:
+        ValueError when ``n_way`` is below 2 or above the head's outputs.
+    """
+    head = algorithm.model.head
+    if isinstance(n_way, bool) or not isinstance(n_way, int) or not 2 <= n_way <= head.out_features:
+        raise ValueError(f"this model was meta-trained with a {head.out_features}-way head, so it adapts to 2 to "
+                         f"{head.out_features} ways; n_way={n_way!r} was asked. Train a wider one with the Run "
+                         "button to try more ways.")
+    if n_way == head.out_features:
+        return algorithm
+    copy = deepcopy(algorithm)
+    narrow = nn.Linear(head.in_features, n_way).to(head.weight.device, head.weight.dtype)
+    with torch.no_grad():
+        narrow.weight.copy_(head.weight[:n_way])
+        narrow.bias.copy_(head.bias[:n_way])
+    copy.model.head = narrow
+    for key, rate in getattr(copy, "lrs", {}).items():  # Meta-SGD: one learned rate per weight
+        if key.startswith("head__"):
+            copy.lrs[key] = nn.Parameter(rate.detach()[:n_way].clone())
+    return copy
 
 
 def adaptation_curve(algorithm, dataset, k_shot: int, inner_steps: int, inner_lr: float | None = None,

@@ -1,5 +1,6 @@
 """Notebook 03's views of the MAML family: training curves, accuracy against inner steps, an
-adaptation explorer on trained models, and a Run button that meta-trains with a live plot.
+adaptation explorer on trained models (ways, shots, steps, inner rate), and a Run button that
+meta-trains with a live plot (ways, shots, inner and outer rates, meta-batch size, budget).
 
 The figure functions are plain callbacks of control values (tests call them directly); bad
 values raise ``ValueError`` or ``FloatingPointError``, which the widgets show as messages.
@@ -11,7 +12,7 @@ import ipywidgets as W
 from matplotlib.figure import Figure
 
 from ..widgets import Explorer, RunPanel, figure_png
-from .family import FAMILY, NAMES, adaptation_curve, train_and_test
+from .family import FAMILY, META, NAMES, adaptation_curve, train_and_test, with_ways
 from .mamlpp import MAMLPlusPlus
 from .metasgd import MetaSGD
 
@@ -69,11 +70,15 @@ def steps_figure(curves: dict, trained_steps: dict | None = None) -> Figure:
 
 
 def adaptation_figure(algorithms: dict, dataset, algorithm: str, k_shot: int, inner_steps: int, inner_lr: float,
-                      episodes: int = 10, seed: int = 0) -> Figure:
-    """The explorer's plot: query accuracy and support loss step by step for one trained algorithm."""
+                      episodes: int = 10, seed: int = 0, n_way: int | None = None) -> Figure:
+    """The explorer's plot: query accuracy and support loss step by step for one trained algorithm,
+    on ``n_way``-way episodes (None: the ways it was trained with; fewer use the first rows of its
+    head, :func:`~metakit.gradient.family.with_ways`)."""
     if algorithm not in algorithms:
         raise ValueError(f"no trained {algorithm!r}; choose one of {', '.join(algorithms)}.")
     alg, name = algorithms[algorithm], NAMES.get(algorithm, algorithm)
+    if n_way is not None:
+        alg = with_ways(alg, n_way)
     if isinstance(alg, MAMLPlusPlus) and inner_steps > alg.inner_steps:
         raise ValueError(f"MAML++ learned one rate per step for {alg.inner_steps} steps; choose inner_steps <= "
                          f"{alg.inner_steps} (or retrain it with more).")
@@ -101,9 +106,10 @@ def adaptation_figure(algorithms: dict, dataset, algorithm: str, k_shot: int, in
 
 
 def adaptation_explorer(algorithms: dict, dataset) -> Explorer:
-    """Sliders over a trained algorithm's test-time adaptation: algorithm, k_shot, inner_steps, inner_lr."""
+    """Sliders over a trained algorithm's test-time adaptation: algorithm, n_way, k_shot, inner_steps, inner_lr."""
     return Explorer(adaptation_figure, {
         "algorithm": W.Dropdown(options=[(NAMES.get(n, n), n) for n in algorithms], description="algorithm"),
+        "n_way": W.IntSlider(5, min=2, max=20, description="n_way"),
         "k_shot": W.IntSlider(1, min=1, max=10, description="k_shot"),
         "inner_steps": W.IntSlider(1, min=0, max=10, description="inner_steps"),
         "inner_lr": W.FloatLogSlider(0.4, base=10, min=-3, max=1.5, description="inner_lr"),
@@ -128,15 +134,19 @@ class FamilyTrainer(RunPanel):
             "k_shot": W.IntSlider(1, min=1, max=10, description="k_shot"),
             "inner_lr": W.FloatLogSlider(0.4, base=10, min=-3, max=1.5, description="inner_lr"),
             "inner_steps": W.IntSlider(1, min=1, max=5, description="inner_steps"),
+            "meta_lr": W.FloatLogSlider(META["meta_lr"], base=10, min=-5, max=0, description="meta_lr"),
+            "meta_batch_size": W.IntSlider(META["meta_batch_size"], min=1, max=16, description="meta_batch_size",
+                                           style={"description_width": "initial"}),
             "seconds": W.FloatLogSlider(seconds, base=10, min=0, max=3, description="seconds"),
-        }, rows=[["algorithm", "n_way", "k_shot"], ["inner_lr", "inner_steps", "seconds"]])
+        }, rows=[["algorithm", "n_way", "k_shot"], ["inner_lr", "inner_steps"], ["meta_lr", "meta_batch_size", "seconds"]])
 
-    def _train(self, algorithm, n_way, k_shot, inner_lr, inner_steps, seconds):
+    def _train(self, algorithm, n_way, k_shot, inner_lr, inner_steps, meta_lr, meta_batch_size, seconds):
         def redraw(history):
             self.image.value = figure_png(training_figure({algorithm: history}, window=20))
 
         return train_and_test(algorithm, self.background, self.evaluation, n_way=n_way, k_shot=k_shot,
-                              inner_lr=inner_lr, inner_steps=inner_steps, seconds=seconds, callback=redraw,
+                              inner_lr=inner_lr, inner_steps=inner_steps, meta_lr=meta_lr,
+                              meta_batch_size=meta_batch_size, seconds=seconds, callback=redraw,
                               test_episodes=self.test_episodes, device=self.device)
 
     def run(self):

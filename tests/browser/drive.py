@@ -127,7 +127,8 @@ def start_lab(notebook_dir: Path, home: Path) -> tuple[Server, str]:
     port, token = free_port(), secrets.token_hex(16)
     bindir = Path(sys.executable).parent
     args = [str(bindir / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebook_dir}"]
+            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebook_dir}",
+            f"--LabApp.app_settings_dir={ROOT / 'lab-settings'}"]   # the kit's defaults, as `make lab` passes them
     if os.getuid() == 0:
         args.append("--allow-root")
     base = f"http://127.0.0.1:{port}"

@@ -73,3 +73,20 @@ def test_runner_reports_a_collapsed_generator(evaluation):
     assert runner.run() is None
     assert "Not possible" in runner.message.value and "collapsed" in runner.message.value
     assert not runner.button.disabled
+
+
+def test_augmentation_run_on_other_ways(evaluation):
+    summary = augmentation_run(Jitter(z_dim=4, hidden=4), evaluation, load_pretrained(), n_gen=1, episodes=2,
+                               progress=False, plain_steps=5, head_steps=5, n_way=3)
+    assert set(summary) == {"plain", "finetune", "proto"}
+    runner = AugmentationRunner(Jitter(z_dim=4, hidden=4), evaluation, load_pretrained(), episodes=2)
+    runner.controls["n_way"].value = 3
+    runner.controls["n_gen"].value = 1
+    assert runner.run() is not None and "%" in runner.message.value
+
+
+@pytest.mark.parametrize("n_way, match", [(1, "n_way must be at least 2"), (600, "Choose n_way <= 579")])
+def test_augmentation_run_bad_ways_give_a_message(evaluation, n_way, match):
+    result, error = run_safely(augmentation_run, dagan=Jitter(z_dim=4, hidden=4), dataset=evaluation,
+                               pretrained=load_pretrained(), episodes=2, progress=False, n_way=n_way)
+    assert result is None and match in error

@@ -139,3 +139,18 @@ def test_train_and_test_checks_the_episodes_before_training(glyphs_background, g
     algorithm, history, (acc, ci95) = family.train_and_test("anil", glyphs_background, glyphs_evaluation, n_way=3,
                                                             seconds=0.5, test_episodes=2)
     assert algorithm.model.head.out_features == 3 and history["steps"] >= 1 and 0 <= acc <= 1
+
+
+def test_with_ways_keeps_the_first_rows_of_the_head():
+    for name in ("maml", "metasgd", "anil"):
+        alg = tiny(name)
+        three = family.with_ways(alg, 3)
+        assert three.model.head.out_features == 3 and alg.model.head.out_features == 5
+        assert torch.equal(three.model.head.weight, alg.model.head.weight[:3])
+        if name == "metasgd":
+            assert three.learning_rates()["head.weight"].shape == (3, alg.model.head.in_features)
+        assert family.with_ways(alg, 5) is alg
+    with pytest.raises(ValueError, match="5-way head"):
+        family.with_ways(tiny("maml"), 6)
+    with pytest.raises(ValueError, match="n_way=1"):
+        family.with_ways(tiny("maml"), 1)

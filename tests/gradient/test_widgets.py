@@ -10,6 +10,8 @@ from metakit.gradient.widgets import (
     training_figure,
 )
 
+from metakit.widgets import run_safely
+
 from .test_family import tiny
 
 
@@ -52,3 +54,46 @@ def test_figures_from_histories():
     assert running_mean([1, 2, 3, 4], window=2) == [1, 1.5, 2.5, 3.5]
     history = {"loss": [1.0, 0.5, 0.25], "acc": [0.2, 0.5, 0.9], "seconds": 3.0}
     assert isinstance(training_figure({"maml": history, "empty": {"seconds": 0}}), Figure)
+
+
+def test_explorer_adapts_to_fewer_ways_and_refuses_more(glyphs_evaluation):
+    algs = {"maml": tiny("maml"), "metasgd": tiny("metasgd")}
+    for name in algs:
+        fig = adaptation_figure(algs, glyphs_evaluation, name, 1, 1, 0.1, episodes=2, n_way=3)
+        assert "3-way 1-shot" in fig.axes[0].get_title()
+    assert algs["maml"].model.head.out_features == 5          # the trained model is left as it was
+    explorer = adaptation_explorer(algs, glyphs_evaluation)
+    assert explorer.controls["n_way"].value == 5 and explorer.message.value == ""
+    explorer.controls["n_way"].value = 12
+    assert "5-way head" in explorer.message.value and "n_way=12" in explorer.message.value
+    explorer.controls["n_way"].value = 4
+    assert explorer.message.value == ""
+
+
+def test_trainer_passes_meta_lr_and_meta_batch_size(glyphs_background, glyphs_evaluation, monkeypatch):
+    seen = {}
+    real_train = family.train
+
+    def spy(algorithm, dataset, **kw):
+        seen.update(kw)
+        return real_train(algorithm, dataset, **kw)
+
+    monkeypatch.setattr(family, "make_algorithm", lambda name, **kw: tiny(name, **kw))
+    monkeypatch.setattr(family, "train", spy)
+    trainer = FamilyTrainer(glyphs_background, glyphs_evaluation, {}, seconds=1.0, test_episodes=2)
+    trainer.controls["meta_lr"].value = 1e-2
+    trainer.controls["meta_batch_size"].value = 2
+    assert trainer.run() is not None
+    assert seen["meta_lr"] == pytest.approx(1e-2) and seen["meta_batch_size"] == 2
+
+
+@pytest.mark.parametrize("values, match", [
+    (dict(meta_lr=0.0), "meta_lr must be a positive number"),
+    (dict(meta_lr=float("inf")), "meta_lr must be a positive number"),
+    (dict(meta_batch_size=0), "meta_batch_size must be a whole number"),
+    (dict(meta_batch_size=2.5), "meta_batch_size must be a whole number"),
+])
+def test_bad_outer_settings_give_a_message_before_training(glyphs_background, glyphs_evaluation, values, match):
+    result, error = run_safely(family.train_and_test, name="maml", background=glyphs_background,
+                               evaluation=glyphs_evaluation, seconds=1.0, test_episodes=2, **values)
+    assert result is None and match in error

@@ -4,7 +4,9 @@ import torch
 from matplotlib.figure import Figure
 
 from metakit.meta_augmentation.learned import HAND_TUNED, NAMES, Augmentation, trajectory_lists
+from metakit.meta_augmentation.nme import nme_run
 from metakit.meta_augmentation.widgets import (
+    NMETrainer,
     PolicyTrainer,
     inspect_figure,
     inspector,
@@ -79,5 +81,39 @@ def test_run_button_shows_a_message_for_an_impossible_episode(glyphs_evaluation)
     tiny = glyphs_evaluation.subset(glyphs_evaluation.alphabets[0])
     tiny = type(tiny)(tiny.images[:60], tiny.targets[:60], tiny.class_names, name="three classes")
     trainer = PolicyTrainer(tiny, glyphs_evaluation, seconds=3, test_episodes=2)
+    assert trainer.run() is None
+    assert "Not possible" in trainer.message.value and "n_way=5" in trainer.message.value
+
+
+def test_nme_run_button_trains_with_the_chosen_shuffle_ways_and_shots(glyphs_background, glyphs_evaluation):
+    trainer = NMETrainer(glyphs_background, glyphs_evaluation, seconds=2, test_episodes=2)
+    for name, value in dict(shuffle="intra", inner_lr=0.2, n_way=3, k_shot=2).items():
+        trainer.controls[name].value = value
+    row = trainer.run()
+    assert row["steps"] >= 1 and set(row) >= {"acc", "acc_shifted", "acc_0_steps", "new"}
+    assert "3-way 2-shot, shuffle=intra" in trainer.message.value and "chance 0.333" in trainer.message.value
+    assert "yours (intra)" in trainer.results and trainer.image.value
+
+
+@pytest.mark.parametrize("values, match", [
+    (dict(shuffle="sideways"), "shuffle must be one of"),
+    (dict(inner_lr=0.0), "inner_lr must be a positive number"),
+    (dict(inner_lr=float("nan")), "inner_lr must be a positive number"),
+    (dict(n_way=1), "n_way must be at least 2"),
+    (dict(k_shot=16), "Choose k_shot + n_query <= 20"),
+    (dict(n_way=600), "Choose n_way <= 579"),
+    (dict(seconds=0), "seconds must be between"),
+])
+def test_nme_run_bad_values_give_a_message(glyphs_background, glyphs_evaluation, values, match):
+    args = dict(shuffle="none", inner_lr=0.1, n_way=5, k_shot=1, seconds=2) | values
+    result, error = run_safely(nme_run, background=glyphs_background, evaluation=glyphs_evaluation,
+                               test_episodes=2, **args)
+    assert result is None and match in error, error
+
+
+def test_nme_run_button_shows_a_message_for_an_impossible_episode(glyphs_evaluation):
+    tiny = glyphs_evaluation.subset(glyphs_evaluation.alphabets[0])
+    tiny = type(tiny)(tiny.images[:60], tiny.targets[:60], tiny.class_names, name="three classes")
+    trainer = NMETrainer(tiny, glyphs_evaluation, seconds=2, test_episodes=2)
     assert trainer.run() is None
     assert "Not possible" in trainer.message.value and "n_way=5" in trainer.message.value
