@@ -91,6 +91,18 @@ def threads(n: int):
         torch.set_num_threads(before)
 
 
+def recipe_clock(device=None):
+    """The clock of the kit's training recipes whose committed checkpoints were trained for a
+    budget of CPU-seconds (the GAN, DAGAN, transfer, column-encoder and meta-augmentation ones).
+
+    On the CPU it is ``time.process_time``, as those checkpoints were made, so that other jobs on
+    a shared machine do not shorten a retraining. On a GPU, CPU time misses the GPU's work, so the
+    budget is wall clock there (which :class:`Budget` reads after synchronising). Every other loop
+    in the kit counts wall clock by default; pass ``clock=`` to choose.
+    """
+    return time.process_time if torch.device(device or "cpu").type == "cpu" else time.perf_counter
+
+
 def quick_mode() -> bool:
     """True when ``$METAKIT_QUICK`` is set to a true value (CI runs the notebooks this way)."""
     return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}

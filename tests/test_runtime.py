@@ -97,3 +97,11 @@ def test_threads_are_set_inside_the_block_and_restored_after():
         with pytest.raises(ValueError, match="whole number of threads"), metakit.runtime.threads(bad):
             pass
     assert torch.get_num_threads() == before
+
+
+def test_recipe_clock_is_cpu_time_on_the_cpu_and_wall_clock_elsewhere():
+    import time
+
+    from metakit.runtime import recipe_clock
+    assert recipe_clock() is time.process_time and recipe_clock("cpu") is time.process_time
+    assert recipe_clock(torch.device("cuda")) is time.perf_counter and recipe_clock("mps") is time.perf_counter

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import checkpoint_path, load_weights, train_or_load
+from ..runtime import recipe_clock
 from .dcgan import DCGANDiscriminator, dataset_images, train_adversarial
 
 CHECKPOINT = "dagan-glyphs.pt"  # made by: python benchmarks/gan_augmentation.py --save-checkpoints
@@ -150,18 +151,20 @@ def train_dagan(generator: DAGANGenerator, dataset, *, discriminator: nn.Module 
                              generator_extra=diversity_loss if diversity_weight else None, **kwargs)
 
 
-def train_or_load_dagan(dataset, path=CHECKPOINT, seconds: float = CPU_SECONDS, clock=time.process_time,
+def train_or_load_dagan(dataset, path=CHECKPOINT, seconds: float = CPU_SECONDS, clock=None,
                         retrain: bool = False, progress: bool = True, seed: int = 0, device=None,
                         **kwargs) -> tuple[DAGANGenerator, dict]:
     """The DAGAN of ``path`` (a bare name is looked up in ``data/checkpoints/``), or trained on
-    ``dataset`` for ``seconds`` of ``clock`` time and saved there (CPU time by default, as the
-    committed checkpoint was trained). It loads or trains on ``device`` (None: the CPU).
+    ``dataset`` for ``seconds`` of ``clock`` time and saved there (by default
+    :func:`~metakit.runtime.recipe_clock`: CPU time on the CPU, as the committed checkpoint was
+    trained; wall clock on a GPU). It loads or trains on ``device`` (None: the CPU).
 
     Returns:
         The generator in eval mode, and its record (``d_loss``, ``g_loss``, ``steps``,
         ``clock_seconds``, ``loaded``).
     """
     generator = DAGANGenerator().to(device)
+    clock = clock or recipe_clock(device)
     info = train_or_load(generator, path, lambda g: train_dagan(g, dataset, seconds=seconds, clock=clock, seed=seed,
                                                                 progress=progress, **kwargs), retrain=retrain)
     return generator.eval(), info

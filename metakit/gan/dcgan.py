@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..checkpoints import train_or_load
-from ..runtime import Budget
+from ..runtime import Budget, recipe_clock
 
 
 class DCGANGenerator(nn.Module):
@@ -177,13 +177,14 @@ CPU_SECONDS = 100               # the DCGAN's training budget, in CPU-seconds (t
 
 
 def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, seconds: float = CPU_SECONDS,
-                        clock=time.process_time, retrain: bool = False, progress: bool = True, callback=None,
+                        clock=None, retrain: bool = False, progress: bool = True, callback=None,
                         seed: int = 0, generator: DCGANGenerator | None = None, device=None,
                         **kwargs) -> tuple[DCGANGenerator, dict]:
     """The DCGAN generator of ``path`` (a bare name is looked up in ``data/checkpoints/``), or one
     trained on ``images`` for ``seconds`` of ``clock`` time (``callback(history)`` drawing live
-    curves) and saved there. The clock is CPU time by default, as the committed checkpoint was
-    trained, so that other jobs on the machine do not shorten the training.
+    curves) and saved there. The clock is
+    :func:`~metakit.runtime.recipe_clock` by default: CPU time on the CPU, as the committed
+    checkpoint was trained, so that other jobs do not shorten the training; wall clock on a GPU.
 
     Args:
         generator: the network to fill (so a live plot can sample from it while it trains).
@@ -193,6 +194,7 @@ def train_or_load_dcgan(images: torch.Tensor, path=CHECKPOINT, seconds: float = 
         ``clock_seconds``, ``loaded``).
     """
     generator = (generator if generator is not None else DCGANGenerator()).to(device)
+    clock = clock or recipe_clock(next(generator.parameters()).device)
     info = train_or_load(generator, path, lambda g: train_dcgan(g, images, seconds=seconds, clock=clock, seed=seed,
                                                                 progress=progress, callback=callback, **kwargs),
                          retrain=retrain)

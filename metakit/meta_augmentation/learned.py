@@ -25,7 +25,7 @@ from ..episodes import EpisodeSampler
 from ..gradient.maml import MAML
 from ..gradient.training import meta_evaluate, meta_train
 from ..models import Conv4
-from ..runtime import seed_everything
+from ..runtime import recipe_clock, seed_everything
 from ..stats import format_ci, mean_ci
 
 NAMES = ("rotation", "scale", "shear", "translate", "thickness", "noise")
@@ -220,7 +220,7 @@ def augmentation_experiment(background, test_sets: dict, seconds: float = AUG_TR
         alg = make_augmented(arm).to(device)
         histories[arm] = train_or_load(alg, folder / f"metaaug-aug-{arm}.pt", lambda m: train_augmented(
             m, background, seconds=seconds, meta_lr=AUG_TRAIN["meta_lr"], aug_lr=AUG_TRAIN["aug_lr"],
-            clock=time.process_time, progress=progress), retrain=retrain)
+            clock=recipe_clock(device), progress=progress), retrain=retrain)
         algorithms[arm] = alg
     results = compare(algorithms, test_sets, {TEST: dict(n_way=5, k_shot=1, n_query=15)}, episodes=episodes,
                       seed=seed + 1, progress=progress)
@@ -252,7 +252,7 @@ def train_policy(background, evaluation, meta_lr: float, aug_lr: float, seconds:
     seed_everything(seed)
     alg = (make_augmented("learned") if algorithm is None else algorithm).to(device)
     history = train_augmented(alg, background, seconds=seconds, meta_lr=meta_lr, aug_lr=aug_lr, progress=progress,
-                              callback=callback, clock=time.process_time)
+                              callback=callback, clock=recipe_clock(device))
     seed_everything(seed)
     acc = meta_evaluate(alg, EpisodeSampler(evaluation, 5, 1, 15), episodes=test_episodes)
     return alg, history, acc

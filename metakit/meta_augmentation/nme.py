@@ -33,7 +33,7 @@ from ..gradient.maml import MAML
 from ..gradient.training import meta_train
 from ..metric.protonet import PrototypicalNetwork
 from ..models import Conv4
-from ..runtime import seed_everything
+from ..runtime import recipe_clock, seed_everything
 from ..stats import format_ci, mean_ci
 from ..training import train_episodes
 
@@ -281,7 +281,7 @@ def nme_experiment(background, evaluation, runs=RUNS, seconds: float = 60.0, epi
                              device=device)
         budget = dict(seconds=seconds) if kind == "maml" else dict(steps=episodes)
         info = train_or_load(learner, folder / f"metaaug-nme-{name}.pt", lambda m, s=sampler, b=budget: train_nme(
-            m, s, clock=time.process_time, progress=progress, **b), retrain=retrain)
+            m, s, clock=recipe_clock(device), progress=progress, **b), retrain=retrain)
         seed_everything(seed + 1)  # every run meets the same probe episodes
         train_probe = probe(learner, NMESampler(background, n_way, k_shot, 15, classes_per_label=per, seed=seed,
                                                 device=device), test_episodes, zero_steps=kind == "maml")
@@ -296,14 +296,15 @@ def nme_experiment(background, evaluation, runs=RUNS, seconds: float = 60.0, epi
 def nme_run(background, evaluation, *, shuffle: str = "none", inner_lr: float = NME["inner_lr"],
             n_way: int = NME["n_way"], k_shot: int = NME["k_shot"], seconds: float = 20.0,
             classes_per_label: int = NME["classes_per_label"], test_episodes: int = 50, n_query: int = 5,
-            progress: bool = True, callback=None, seed: int = 0) -> tuple:
+            progress: bool = True, callback=None, seed: int = 0, device=None) -> tuple:
     """Notebook 06's NME Run button: a fresh MAML meta-trained on NME tasks with the chosen label
     shuffling, then the probes of :func:`nme_experiment` (one row of its table).
 
     Args:
         shuffle: ``"none"``, ``"intra"`` or ``"inter"`` (:class:`NMESampler`).
         inner_lr, n_way, k_shot: MAML's inner rate and the episodes' shape, in training and probes.
-        seconds: the CPU-second budget (``time.process_time``).
+        seconds: the budget, CPU-seconds on the CPU (:func:`~metakit.runtime.recipe_clock`).
+        device: where to train and probe (None: the CPU).
     Returns:
         ``(learner, {"acc", "acc_shifted", "acc_0_steps", "new", "new_shifted", "steps", "cpu_s"})``.
     Raises:
@@ -321,16 +322,16 @@ def nme_run(background, evaluation, *, shuffle: str = "none", inner_lr: float = 
         raise ValueError(f"seconds must be between 0 and 600; got {seconds!r}.")
     check_episode(evaluation, n_way, k_shot, n_query)
     sampler = NMESampler(background, n_way, k_shot, n_query, shuffle=shuffle, classes_per_label=classes_per_label,
-                         seed=seed)  # checks the episode and the classes per label
+                         seed=seed, device=device)  # checks the episode and the classes per label
     seed_everything(seed)
-    learner = make_nme_learner("maml", n_way=n_way, inner_lr=inner_lr)
-    info = train_nme(learner, sampler, seconds=seconds, clock=time.process_time, progress=progress,
+    learner = make_nme_learner("maml", n_way=n_way, inner_lr=inner_lr).to(device)
+    info = train_nme(learner, sampler, seconds=seconds, clock=recipe_clock(device), progress=progress,
                      callback=callback)
     seed_everything(seed + 1)
     train_probe = probe(learner, NMESampler(background, n_way, k_shot, n_query, classes_per_label=classes_per_label,
-                                            seed=seed), test_episodes, zero_steps=True)
+                                            seed=seed, device=device), test_episodes, zero_steps=True)
     seed_everything(seed + 2)
-    new = probe(learner, EpisodeSampler(evaluation, n_way, k_shot, n_query), test_episodes)
+    new = probe(learner, EpisodeSampler(evaluation, n_way, k_shot, n_query, device=device), test_episodes)
     return learner, {**train_probe, "new": new["acc"], "new_shifted": new["acc_shifted"],
                      "steps": info.get("steps", 0), "cpu_s": info.get("clock_seconds", float("nan"))}
 

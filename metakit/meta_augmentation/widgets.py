@@ -189,11 +189,12 @@ class NMETrainer(RunPanel):
     """Run button: MAML meta-trained on non-mutually-exclusive tasks with the chosen label shuffling
     (none, intra, inter), inner learning rate, ways, shots and CPU budget, then probed as in the
     table (:func:`~metakit.meta_augmentation.nme.nme_run`); the bars join the earlier runs'. The
-    results go into ``results`` under ``"yours (<shuffle>)"``."""
+    results go into ``results`` under ``"yours (<shuffle>)"``. It trains on ``device`` (None: the CPU)."""
 
     def __init__(self, background, evaluation, results: dict | None = None, seconds: int = 20,
-                 test_episodes: int = 50):
+                 test_episodes: int = 50, device=None):
         self.background, self.evaluation, self.test_episodes = background, evaluation, test_episodes
+        self.device = device
         self.results = {} if results is None else results
         super().__init__({
             "shuffle": W.Dropdown(options=list(SHUFFLES), value="none", description="shuffle"),
@@ -208,7 +209,7 @@ class NMETrainer(RunPanel):
         values = self.values
         self.message.value = f"Training MAML on NME tasks, shuffle={values['shuffle']}..."
         result = self.call(nme_run, background=self.background, evaluation=self.evaluation,
-                           test_episodes=self.test_episodes, **values)
+                           test_episodes=self.test_episodes, device=self.device, **values)
         if result is None:
             return None
         _, row = result

@@ -11,7 +11,7 @@ import torch
 
 from ..checkpoints import train_or_load
 from ..compare import compare, paired
-from ..runtime import seed_everything
+from ..runtime import recipe_clock, seed_everything
 from .columns import ColumnEpisodeSampler
 from .encoder import ColumnPrototypes, train_column_prototypes, training_summary
 
@@ -21,14 +21,15 @@ PATTERNS = 100  # synthetic template types added to the 58 background types for 
 SHOTS = (1, 3, 5)
 
 
-def trained_model(background, seconds: float, folder, *, retrain: bool = False, clock=time.process_time,
+def trained_model(background, seconds: float, folder, *, retrain: bool = False, clock=None,
                   seed: int = 0, progress: bool = True, device=None):
     """The prototypical network over columns, meta-trained on ``background`` for ``seconds`` of
-    ``clock`` (CPU time by default) in the :data:`TRAINING` regime, or loaded from
+    ``clock`` (:func:`~metakit.runtime.recipe_clock` by default: CPU time on the CPU) in the :data:`TRAINING` regime, or loaded from
     ``folder / columns-proto.pt``, on ``device`` (None: the CPU). Returns ``(model, info)``: info holds ``steps``, ``clock_seconds``,
     the loss curve and ``loaded``."""
     torch.manual_seed(seed)
     model = ColumnPrototypes().to(device)
+    clock = clock or recipe_clock(device)
     info = train_or_load(model, Path(folder) / CHECKPOINT, lambda m: {
         **training_summary(train_column_prototypes(m, background, seconds=seconds, clock=clock, seed=seed,
                                                    progress=progress, **TRAINING)),

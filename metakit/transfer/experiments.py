@@ -14,7 +14,7 @@ from ..episodes import EpisodeSampler
 from ..gradient import family
 from ..metric import experiments as metric
 from ..models import Conv4
-from ..runtime import seed_everything
+from ..runtime import recipe_clock, seed_everything
 from ..stats import format_ci
 from ..training import model_device, train_episodes
 from .finetune import HEADS, LAYERS, FineTuner, pretrain, trim_history
@@ -25,26 +25,28 @@ N_QUERY = 10  # queries per class in the fine-tuning explorer: 10 shots + 10 que
 
 
 def pretrained_backbone(name: str, background, seconds: float, folder, *, retrain: bool = False,
-                        clock=time.process_time, seed: int = 0, progress: bool = True, device=None):
+                        clock=None, seed: int = 0, progress: bool = True, device=None):
     """Baseline's (``name="baseline"``) or Baseline++'s (``"baselinepp"``) Conv-4, pretrained on every
-    class of ``background`` for ``seconds`` of ``clock`` (CPU time by default, the same compute for
-    every method), or loaded from ``folder / transfer-<name>-300s.pt``, on ``device`` (None: the CPU).
+    class of ``background`` for ``seconds`` of ``clock`` (by default :func:`~metakit.runtime.recipe_clock`:
+    CPU time on the CPU, the same compute for every method; wall clock on a GPU), or loaded from ``folder / transfer-<name>-300s.pt``, on ``device`` (None: the CPU).
     Returns ``(backbone, info)``."""
     seed_everything(seed)
     backbone = Conv4().to(device)
+    clock = clock or recipe_clock(device)
     train = lambda b: trim_history(pretrain(b, background, HEADS[name], seconds=seconds, clock=clock,  # noqa: E731
                                             progress=progress, seed=seed))
     info = train_or_load(backbone, Path(folder) / f"transfer-{name}-300s.pt", train, retrain=retrain)
     return backbone.eval(), info
 
 
-def trained_proto(background, seconds: float, folder, *, retrain: bool = False, clock=time.process_time,
+def trained_proto(background, seconds: float, folder, *, retrain: bool = False, clock=None,
                   seed: int = 0, progress: bool = True, device=None):
     """A prototypical network in notebook 04's regime (:data:`metakit.metric.experiments.TRAIN`),
     trained for ``seconds`` of ``clock`` or loaded from ``folder / transfer-proto-300s.pt``, on
     ``device`` (None: the CPU). Returns ``(model, info)``."""
     seed_everything(seed)
     proto = metric.make_model("proto").to(device)
+    clock = clock or recipe_clock(device)
     sampler = EpisodeSampler(background, **metric.TRAIN["proto"], device=device)
     train = lambda m: trim_history(train_episodes(m, sampler, seconds=seconds, clock=clock,  # noqa: E731
                                                   progress=progress))
@@ -52,7 +54,7 @@ def trained_proto(background, seconds: float, folder, *, retrain: bool = False, 
     return proto.eval(), info
 
 
-def trained_maml(background, seconds: float, path, *, retrain: bool = False, clock=time.process_time,
+def trained_maml(background, seconds: float, path, *, retrain: bool = False, clock=None,
                  seed: int = 0, progress: bool = True, device=None):
     """MAML in notebook 03's regime (:mod:`metakit.gradient.family`), trained for ``seconds`` of
     ``clock`` or loaded from ``path`` (notebook 03's ``family-maml.pt``), on ``device`` (None: the
@@ -60,6 +62,7 @@ def trained_maml(background, seconds: float, path, *, retrain: bool = False, clo
     info holding ``steps``, ``seconds`` (wall), ``clock_seconds`` and ``loaded``."""
     seed_everything(seed)
     maml = family.make_algorithm("maml").to(device)
+    clock = clock or recipe_clock(device)
     h = train_or_load(maml, Path(path), lambda a: family.train(a, background, seconds=seconds, progress=progress,
                                                                 clock=clock), retrain=retrain)
     return maml, {"steps": h["steps"], "clock_seconds": h.get("clock_seconds", h["seconds"]), "loaded": h["loaded"],
