@@ -69,6 +69,7 @@ def main():
     p.add_argument("--notebooks", default="all", help="comma-separated numbers (01,03), all, or none")
     p.add_argument("--benchmarks", default="all", help="comma-separated names, all, or none")
     p.add_argument("--timeout", type=int, default=600, help="seconds per notebook or benchmark")
+    p.add_argument("--no-train", dest="train", action="store_false", help="skip python -m metakit.train")
     args = p.parse_args()
     os.environ.update(METAKIT_DEVICE=args.device, METAKIT_QUICK="1", MPLBACKEND="agg")
     parts = [("device_check", lambda: run_benchmark_tests(args.timeout))]
@@ -78,6 +79,8 @@ def main():
     for name, extra in BENCHMARKS.items():
         if args.benchmarks == "all" or name in args.benchmarks.split(","):
             parts.append((name, lambda name=name, extra=extra: run_benchmark(name, extra, args.timeout)))
+    if args.train:
+        parts.append(("train_cli", lambda: train_cli(args.timeout)))
     parts.append(("determinism", lambda: determinism(args.device)))
     ref, seconds, failed = reference(args.device), {}, []
     print(f"{'part':<20} {args.device + ' s':>9} {'cpu s':>8}  result", flush=True)
@@ -111,6 +114,22 @@ def determinism(device: str) -> tuple[bool, str]:
                    f"{torch.equal(runs[0][1], runs[1][1])} (max diff {(runs[0][1] - runs[1][1]).abs().max():.1e})")
     torch.use_deterministic_algorithms(False)
     return "repeats True" in out[1], "; ".join(out)
+
+
+def train_cli(timeout: int) -> tuple[bool, str]:
+    """``python -m metakit.train`` under torchrun (one process on the device): 40 MAML steps, then
+    20 more resumed from the checkpoint."""
+    out, notes = Path("/tmp/gpu-check-maml.pt"), []
+    for steps, extra in ((40, []), (60, ["--resume"])):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m",
+               "metakit.train", "family", "--algorithm", "maml", "--steps", str(steps), "--eval-episodes", "50",
+               "--out", str(out), "--no-progress", *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        lines = (proc.stdout + proc.stderr).strip().splitlines() or [""]
+        if proc.returncode != 0:
+            return False, " | ".join(lines[-3:])[:400]
+        notes.append(lines[-1][:160])
+    return True, " | ".join(notes)
 
 
 def run_benchmark_tests(timeout: int) -> tuple[bool, str]:

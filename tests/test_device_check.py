@@ -17,7 +17,6 @@ from metakit.metadata import columns, encoder
 from metakit.metric import experiments as metric
 from metakit.transfer import finetune
 
-
 DEVICE = metakit.device()
 
 
