@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from .fast_conv4 import conv4_forward
 from .vmap_batchnorm import DecomposedBatchNorm
 
 Forward = Callable[..., torch.Tensor]  # forward(params, x, step) -> outputs
@@ -27,13 +28,15 @@ class MetaLoss(NamedTuple):
     adapted: dict | None         # {name: (T, *shape)} adapted parameters, if asked for
 
 
-def functional_forward(model: nn.Module) -> Forward:
+def functional_forward(model: nn.Module, fast: bool = True) -> Forward:
     """``forward(params, x, step=0)``: the model run with ``params``; ``step`` is ignored here.
 
     ``forward.batch_norm`` says whether the model has BatchNorm (see :class:`DecomposedBatchNorm`).
 
     BatchNorm with running statistics is refused: a task's support set would leak into averages
-    shared by all tasks, and ``vmap`` cannot update them in place.
+    shared by all tasks, and ``vmap`` cannot update them in place. A :class:`~metakit.models.Conv4`
+    runs through :func:`~metakit.gradient.fast_conv4.conv4_forward` (the same function, computed
+    faster; ``fast=False`` runs the module itself).
     """
     if isinstance(model, nn.Module):
         for name, m in model.named_modules():
@@ -42,8 +45,11 @@ def functional_forward(model: nn.Module) -> Forward:
                                  "batch statistics: build it with track_running_stats=False "
                                  "(for example Conv4(..., track_running_stats=False)).")
     buffers = dict(model.named_buffers())
+    fast_forward = conv4_forward(model) if fast else None
 
     def forward(params, x, step=0):
+        if fast_forward is not None:
+            return fast_forward(params, x)
         return functional_call(model, (params, buffers), (x,))
     forward.batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     return forward
