@@ -6,10 +6,10 @@ Two rewrites, both exact in real arithmetic (float64 meta-gradients agree with t
 - The first block's convolution and batch normalisation run as one convolution. With one input
   channel, a 3x3 convolution's output at a pixel is ``w_c . p + b_c`` for that pixel's 9-value patch
   ``p``, so its batch mean and variance are ``w_c . m + b_c`` and ``w_c^T S w_c``, where ``m`` and ``S``
-  are the mean and covariance of the patches of the input images (a 9x9 matrix, computed in float64
-  from the data alone). Normalising is then a per-channel scale and shift of ``w`` and ``b``, and the
-  (B, 64, 28, 28) tensor, the largest of the network, is never normalised: neither its batch norm
-  forward nor its backward nor their double backward run.
+  are the mean and covariance of the patches of the input images (a 9x9 matrix, computed in float64,
+  float32 on MPS, from the data alone). Normalising is then a per-channel scale and shift of ``w``
+  and ``b``, and the (B, 64, 28, 28) tensor, the largest of the network, is never normalised:
+  neither its batch norm forward nor its backward nor their double backward run.
 - ``MaxPool2d`` before ``ReLU``: ``max(relu(a), relu(b)) = relu(max(a, b))``, so the ReLU runs on a
   quarter of the values. The gradient differs only where two positive values in a window tie.
 
@@ -29,31 +29,37 @@ FOLD_MAX_PATCH = 32  # fold the first block when a patch (in_channels * k * k va
 
 
 def folded_first_block(x, weight, bias, gamma, beta, eps: float):
-    """Weight and bias of one convolution equal to ``batch_norm(conv2d(x, weight, bias))`` with batch statistics.
+    """``batch_norm(conv2d(x, weight, bias))`` with batch statistics as ``conv2d(x, weight', bias') + shift``.
+
+    ``weight' = s * weight`` and ``bias' = s * bias`` with ``s = gamma / sqrt(var + eps)`` per channel,
+    and ``shift = beta - s * mean``. The shift is a per-channel constant, so it may be added after
+    max pooling, on a quarter of the values. (The conv bias then enters twice, through ``bias'`` and
+    through the mean, and its gradient is zero up to round-off, as through the module's BatchNorm.)
 
     Args:
         x: (B, C_in, H, W) images (data: no gradient flows to them).
         weight: (C, C_in, k, k); bias, gamma, beta: (C,) or None.
     Returns:
-        ``(weight', bias')``, (C, C_in, k, k) and (C,), differentiable in the parameters.
+        ``(weight', bias', shift)``: (C, C_in, k, k), (C,) or None, and (C,), differentiable in the parameters.
     """
     k = weight.shape[-1]
-    patches = F.unfold(x.detach().double(), k, padding=k // 2).transpose(1, 2).reshape(-1, weight[0].numel())
+    acc = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
+    patches = F.unfold(x.detach().to(acc), k, padding=k // 2).transpose(1, 2).reshape(-1, weight[0].numel())
     mean = patches.mean(0)  # (C_in*k*k,)
     centred = patches - mean
     cov = centred.T @ centred / patches.shape[0]  # (C_in*k*k, C_in*k*k), biased as batch norm's variance
     w = weight.reshape(weight.shape[0], -1)  # (C, C_in*k*k)
-    w64 = w.double()
-    b64 = bias.double() if bias is not None else torch.zeros(len(w), dtype=torch.float64, device=w.device)
-    channel_mean = w64 @ mean + b64  # (C,)
-    channel_var = ((w64 @ cov) * w64).sum(1)
+    w_acc = w.to(acc)
+    channel_mean = w_acc @ mean + (bias.to(acc) if bias is not None else 0)  # (C,)
+    channel_var = ((w_acc @ cov) * w_acc).sum(1)
     scale = torch.rsqrt(channel_var + eps)
     if gamma is not None:
-        scale = gamma.double() * scale
-    shift = scale * (b64 - channel_mean)  # the bias cancels, as in the normalised convolution
+        scale = gamma.to(acc) * scale
+    shift = -scale * channel_mean
     if beta is not None:
-        shift = beta.double() + shift
-    return (w * scale.to(w.dtype)[:, None]).view_as(weight), shift.to(w.dtype)
+        shift = beta.to(acc) + shift
+    scale = scale.to(w.dtype)
+    return (w * scale[:, None]).view_as(weight), (bias * scale if bias is not None else None), shift.to(w.dtype)
 
 
 def _block_names(model: Conv4):
@@ -106,10 +112,12 @@ def conv4_forward(model):
             weight, bias = params[w], params[b] if b else None
             gamma, beta = params[g] if g else None, params[be] if be else None
             if i == 0 and fold_first:
-                h = F.conv2d(h, *folded_first_block(h, weight, bias, gamma, beta, eps), padding=weight.shape[-1] // 2)
-            else:
-                h = F.conv2d(h, weight, bias, padding=weight.shape[-1] // 2)
-                h = F.batch_norm(h, None, None, gamma, beta, training=True, eps=eps)
+                weight, bias, shift = folded_first_block(h, weight, bias, gamma, beta, eps)
+                h = F.max_pool2d(F.conv2d(h, weight, bias, padding=weight.shape[-1] // 2), 2)
+                h = F.relu(h + shift[:, None, None])  # (B, C, H/2, W/2)
+                continue
+            h = F.conv2d(h, weight, bias, padding=weight.shape[-1] // 2)
+            h = F.batch_norm(h, None, None, gamma, beta, training=True, eps=eps)
             h = F.relu(F.max_pool2d(h, 2))  # (B, C, H/2, W/2)
         h = h.flatten(1)
         return F.linear(h, params[head[0]], params[head[1]] if head[1] else None) if head else h
