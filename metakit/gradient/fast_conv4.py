@@ -1,15 +1,16 @@
 """A faster functional forward for :class:`~metakit.models.Conv4`, the same function as the module's.
 
 Two rewrites, both exact in real arithmetic (float64 meta-gradients agree with the module's to about
-1e-13; float32 ones to round-off, about 1e-6 of each tensor's norm):
+1e-13; float32 ones to round-off, 1e-6 to 1e-5 of each tensor's norm):
 
 - The first block's convolution and batch normalisation run as one convolution. With one input
   channel, a 3x3 convolution's output at a pixel is ``w_c . p + b_c`` for that pixel's 9-value patch
   ``p``, so its batch mean and variance are ``w_c . m + b_c`` and ``w_c^T S w_c``, where ``m`` and ``S``
   are the mean and covariance of the patches of the input images (a 9x9 matrix, computed in float64,
   float32 on MPS, from the data alone). Normalising is then a per-channel scale and shift of ``w``
-  and ``b``, and the (B, 64, 28, 28) tensor, the largest of the network, is never normalised:
-  neither its batch norm forward nor its backward nor their double backward run.
+  and ``b`` (the shift added after pooling), and the (B, 64, 28, 28) tensor, the largest of the
+  network, is never normalised: neither its batch norm forward nor its backward nor their double
+  backward run.
 - ``MaxPool2d`` before ``ReLU``: ``max(relu(a), relu(b)) = relu(max(a, b))``, so the ReLU runs on a
   quarter of the values. The gradient differs only where two positive values in a window tie.
 
