@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from .fast_conv4 import conv4_forward
 from .vmap_batchnorm import DecomposedBatchNorm
 
 Forward = Callable[..., torch.Tensor]  # forward(params, x, step) -> outputs
@@ -27,13 +28,16 @@ class MetaLoss(NamedTuple):
     adapted: dict | None         # {name: (T, *shape)} adapted parameters, if asked for
 
 
-def functional_forward(model: nn.Module) -> Forward:
+def functional_forward(model: nn.Module, fast: bool = False) -> Forward:
     """``forward(params, x, step=0)``: the model run with ``params``; ``step`` is ignored here.
 
     ``forward.batch_norm`` says whether the model has BatchNorm (see :class:`DecomposedBatchNorm`).
 
     BatchNorm with running statistics is refused: a task's support set would leak into averages
-    shared by all tasks, and ``vmap`` cannot update them in place.
+    shared by all tasks, and ``vmap`` cannot update them in place. With ``fast=True`` a
+    :class:`~metakit.models.Conv4` runs through :func:`~metakit.gradient.fast_conv4.conv4_forward`
+    (the same function computed another way: 1.05x to 1.11x faster on 2 CPU cores, float32
+    gradients up to 4.5e-4 from the module's; an option, not the default).
     """
     if isinstance(model, nn.Module):
         for name, m in model.named_modules():
@@ -42,8 +46,11 @@ def functional_forward(model: nn.Module) -> Forward:
                                  "batch statistics: build it with track_running_stats=False "
                                  "(for example Conv4(..., track_running_stats=False)).")
     buffers = dict(model.named_buffers())
+    fast_forward = conv4_forward(model) if fast else None
 
     def forward(params, x, step=0):
+        if fast_forward is not None:
+            return fast_forward(params, x)
         return functional_call(model, (params, buffers), (x,))
     forward.batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     return forward
@@ -57,7 +64,8 @@ def default_vectorize(model) -> bool:
       - sinusoid MLP 1-40-40-1, 25 tasks of 10 + 10 points: 24.7 / 3.2 / 19.4 (vmap 7.7x the loop);
       - Conv4(track_running_stats=False), 32 tasks of 5-way 1-shot with 15 queries per class:
         2268 / 11009 / 2154 (vmap 4.9x slower: grouped convolutions and the decomposed BatchNorm
-        of :class:`~metakit.gradient.vmap_batchnorm.DecomposedBatchNorm` cost more than the loop saves).
+        of :class:`~metakit.gradient.vmap_batchnorm.DecomposedBatchNorm` cost more than the loop saves);
+        with the Conv4 fast forward of :mod:`~metakit.gradient.fast_conv4` (``fast=True``), 1907 / 3987 / 2118.
     The vmap path's many small ops also suffer most when other processes share the cores.
     """
     return not any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules()) \
