@@ -73,15 +73,15 @@ def main():
     args = p.parse_args()
     os.environ.update(METAKIT_DEVICE=args.device, METAKIT_QUICK="1", MPLBACKEND="agg")
     parts = [("device_check", lambda: run_benchmark_tests(args.timeout))]
+    if args.train:
+        parts.append(("train_cli", lambda: train_cli(args.timeout)))
+    parts.append(("determinism", lambda: determinism(args.device)))
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         if args.notebooks == "all" or path.name[:2] in args.notebooks.split(","):
             parts.append((f"nb{path.name[:2]}", lambda path=path: run_notebook(path, args.device, args.timeout)))
     for name, extra in BENCHMARKS.items():
         if args.benchmarks == "all" or name in args.benchmarks.split(","):
             parts.append((name, lambda name=name, extra=extra: run_benchmark(name, extra, args.timeout)))
-    if args.train:
-        parts.append(("train_cli", lambda: train_cli(args.timeout)))
-    parts.append(("determinism", lambda: determinism(args.device)))
     ref, seconds, failed = reference(args.device), {}, []
     print(f"{'part':<20} {args.device + ' s':>9} {'cpu s':>8}  result", flush=True)
     for name, run in parts:
