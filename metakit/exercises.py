@@ -49,9 +49,9 @@ def _call(fn, args) -> tuple[object, str | None]:
 def compare(answer, expected: torch.Tensor, what: str, atol: float = 1e-4) -> str | None:
     """Describe how ``answer`` differs from ``expected`` in words, or None when they agree."""
     if answer is None:
-        return f"It returned None instead of {what}."
+        return f"It returned None instead of {what[0].lower() + what[1:]} (is the `return` missing?)."
     if not isinstance(answer, torch.Tensor):
-        return f"It returned a {type(answer).__name__}, expected a tensor ({what})."
+        return f"It returned a {type(answer).__name__} where {what[0].lower() + what[1:]} should be a tensor."
     if answer.shape != expected.shape:
         hint = ""
         if answer.dim() == 2 and answer.shape == expected.shape[::-1]:
