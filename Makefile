@@ -12,7 +12,7 @@ LAB_ARGS ?=
 APP_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab app test test-fast test-pythons bench gpu-check data clean mutants train
+.PHONY: student setup lab app test test-fast test-pythons bench gpu-check data clean mutants train
 
 setup: $(STAMP)
 
@@ -34,7 +34,17 @@ app: $(STAMP)
 	$(BIN)/voila notebooks --Voila.ip=127.0.0.1 --VoilaExecutor.timeout=600 $(APP_ARGS)
 
 # Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
+# nbgrader is not a dependency of the package: `make student` and `make test` install it (pinned).
+NBGRADER = $(BIN)/python -c "import nbgrader" 2>/dev/null || $(BIN)/python -m pip install -q "nbgrader==0.9.6" -c tools/constraints.txt
+EXERCISE_NOTEBOOKS ?= notebooks/01_few_shot_tasks.ipynb notebooks/02_maml_derivation.ipynb
+
+# The student versions (solutions replaced by a runnable stub, outputs cleared) in student/.
+student: $(STAMP)
+	$(NBGRADER)
+	$(BIN)/python -m metakit.student student $(EXERCISE_NOTEBOOKS)
+
 test: $(STAMP)
+	$(NBGRADER)
 	METAKIT_QUICK=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 test-fast: $(STAMP)

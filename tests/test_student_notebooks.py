@@ -1,0 +1,79 @@
+"""The student versions of 01 and 02, generated fresh, run top to bottom in quick mode without an
+error cell (each check prints "not yet" and the notebook goes on with the reference); nbgrader's
+autograde gives the instructor version full marks and the untouched student version zero."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+nbgrader = pytest.importorskip("nbgrader")  # `make test` installs it
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+
+from metakit.student import write_student  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ["01_few_shot_tasks.ipynb", "02_maml_derivation.ipynb"]
+
+
+def checks(nb) -> int:
+    return sum(bool(c.metadata.get("nbgrader", {}).get("grade")) for c in nb.cells)
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    monkeypatch.setenv("METAKIT_QUICK", "1")
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_student_runs_without_error_cell(name, tmp_path):
+    out = write_student(ROOT / "notebooks" / name, tmp_path)
+    nb = nbformat.read(str(out), as_version=4)
+    assert "### BEGIN SOLUTION" not in "".join(c.source for c in nb.cells)
+    NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert text.count("not yet") == checks(nb) >= 2
+    assert "uses the reference implementation" in text
+
+
+def autograde(tmp_path, notebook: Path, student: bool) -> tuple[float, float]:
+    course = tmp_path / "course"
+    (course / "source" / "ps").mkdir(parents=True)
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.CourseDirectory.course_id = 'metakit'\n"
+        f"c.ClearSolutions.code_stub = {{'python': 'pass  # YOUR CODE HERE'}}\n"
+        "c.Execute.timeout = 600\n")
+    shutil.copy(notebook, course / "source" / "ps" / notebook.name)
+    # nbgrader runs `alembic` from the PATH: the one next to this Python
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    run = lambda *args: subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,  # noqa: E731
+                                       env=env, capture_output=True, text=True, timeout=900)
+    result = run("generate_assignment", "ps", "--force")
+    assert result.returncode == 0, result.stderr[-2000:]
+    submitted = course / "submitted" / "learner" / "ps"
+    submitted.mkdir(parents=True)
+    source = course / ("release" if student else "source") / "ps" / notebook.name
+    shutil.copy(source, submitted / notebook.name)
+    result = run("autograde", "ps", "--force")
+    assert result.returncode == 0, result.stderr[-2000:]
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        submission = gb.find_submission("ps", "learner")
+        return submission.score, submission.max_score
+
+
+def test_autograde_full_and_zero(tmp_path):
+    notebook = ROOT / "notebooks" / NOTEBOOKS[1]
+    score, max_score = autograde(tmp_path / "done", notebook, student=False)
+    assert score == max_score == 2
+    score, max_score = autograde(tmp_path / "untouched", notebook, student=True)
+    assert (score, max_score) == (0, 2)
