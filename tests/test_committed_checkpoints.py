@@ -76,14 +76,19 @@ def episodes(glyphs_evaluation):
     return [sampler.sample() for _ in range(10)]
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (_, few_shot) in BUILDERS.items() if few_shot))
-def test_beats_chance_by_far_on_fixed_episodes(name, episodes):
+def accuracy(name, episodes) -> float:
+    """The committed checkpoint ``name``, loaded into a fresh model, scored on ``episodes``."""
     build, _ = BUILDERS[name]
     torch.manual_seed(0)
     model = build()
     load_weights(model, name)
     model.eval()
-    acc = sum(episode_accuracy(model, *e) for e in episodes) / len(episodes)
+    return sum(episode_accuracy(model, *e) for e in episodes) / len(episodes)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, few_shot) in BUILDERS.items() if few_shot))
+def test_beats_chance_by_far_on_fixed_episodes(name, episodes):
+    acc = accuracy(name, episodes)
     assert acc >= FLOOR, f"{name}: {acc:.2f} on 10 fixed 5-way 1-shot glyph episodes (chance 0.2)"
 
 
@@ -92,12 +97,7 @@ GRADIENT = [f"family-{n}.pt" for n in FAMILY] + [f"metaaug-aug-{arm}.pt" for arm
 
 @pytest.mark.parametrize("name", GRADIENT)
 def test_gradient_checkpoints_beat_chance_by_far_after_adapting(name, episodes):
-    build, _ = BUILDERS[name]
-    torch.manual_seed(0)
-    model = build()
-    load_weights(model, name)
-    model.eval()
-    acc = sum(episode_accuracy(model, *e) for e in episodes[:4]) / 4
+    acc = accuracy(name, episodes[:4])
     assert acc >= FLOOR, f"{name}: {acc:.2f} after adapting on 4 fixed 5-way 1-shot glyph episodes (chance 0.2)"
 
 
