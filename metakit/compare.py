@@ -84,7 +84,7 @@ def compare(methods: dict, test_sets: dict, settings: dict, episodes: int = 600,
             method.eval()  # BatchNorm on its running statistics, as at test time
         seed_everything(seed)  # learn2learn's Taskset draws with Python's random
         sampler = make_sampler(test_sets[set_name], **settings[setting])
-        start, where = time.perf_counter(), _device_of(method)
+        start, where = time.perf_counter(), method_device(method)
         try:
             accs = [evaluate(method, *_moved(sampler.sample(), where)) for _ in range(episodes)]
         finally:
@@ -94,12 +94,6 @@ def compare(methods: dict, test_sets: dict, settings: dict, episodes: int = 600,
         results[name, set_name, setting] = {"acc": acc, "ci95": ci95, "accs": accs,
                                             "ms": 1000 * (time.perf_counter() - start) / episodes}
     return results
-
-
-def _device_of(method):
-    """Where a module's parameters are; None for anything else (nothing is moved then)."""
-    param = next(method.parameters(), None) if isinstance(method, nn.Module) else None
-    return param.device if param is not None else None
 
 
 def _moved(episode, device):
