@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import metakit
 from metakit.datasets import load_glyphs
 from metakit.gan.augmentation import (
     METHODS,
@@ -169,7 +170,7 @@ def test_quick_benchmark():
         if k != "gen_train_s":
             assert 0.0 <= float(v) <= 1.0
     assert 0 < float(result["gen_train_s"]) < 60
-    assert "DAGAN (Antoniou et al. 2017)" in stdout
+    assert "DAGAN (Antoniou et al. 2017)" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
 
 
 def test_gan_experiment_builds_every_network_on_the_device_given(monkeypatch, tmp_path):
