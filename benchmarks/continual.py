@@ -45,10 +45,11 @@ def main(argv=None) -> None:
                         help="write data/checkpoints/{oml,anml,pretrain}-*.pt for notebook 07")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    start, progress = time.perf_counter(), not args.no_progress
+    start, progress, device = time.perf_counter(), not args.no_progress, metakit.device()
+    print(f"device: {device}")
     background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
     print("part 1: continual learning, 10 rotated-glyph tasks" + (" (quick: 3 tasks, 1 epoch)" if args.quick else ""))
-    r = experiments.compare_strategies(evaluation, seed=args.seed, progress=progress,
+    r = experiments.compare_strategies(evaluation, seed=args.seed, progress=progress, device=device,
                                        **(dict(n_tasks=3, epochs=1) if args.quick else {}))
     print(experiments.strategies_table(r, names={}), flush=True)
 
@@ -56,7 +57,7 @@ def main(argv=None) -> None:
     folder = CHECKPOINTS if args.save_checkpoints and not args.quick else Path(tempfile.mkdtemp())
     models, c, table = experiments.meta_continual_comparison(background, evaluation, folder=folder,
                                                              steps=20 if args.quick else None, retrain=True,
-                                                             seed=args.seed, progress=progress)
+                                                             seed=args.seed, progress=progress, device=device)
     print(", ".join(f"{name} {info['steps']} steps in {info['seconds']:.0f} s" for name, (_, info) in models.items()))
     print(experiments.online_table(c, table, evaluation.num_classes), flush=True)
 

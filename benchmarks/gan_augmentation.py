@@ -42,13 +42,14 @@ def main(argv=None) -> None:
     parser.add_argument("--noise-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
     with metakit.runtime.threads(args.threads):
-        start, quick = time.perf_counter(), args.quick
+        start, quick, device = time.perf_counter(), args.quick, metakit.device()
+        print(f"device: {device}")
         background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
         quick_budgets = dict(dagan_seconds=15, dcgan_seconds=3, episodes=5, quality_episodes=20)
         budgets = quick_budgets if quick else dict(episodes=args.episodes)
         r = A.gan_experiment(background, evaluation, n_gen=args.n_gen, noise_scale=args.noise_scale, seed=args.seed,
                              folder=CHECKPOINTS if args.save_checkpoints and not quick else Path(tempfile.mkdtemp()),
-                             progress=not args.no_progress, **budgets)
+                             progress=not args.no_progress, device=device, **budgets)
         da, dc, summaries = r["dagan"], r["dcgan"], r["summaries"]
         gen_train_s = da["clock_seconds"]
         print(f"DAGAN on {background.name}: {da['steps']} steps in {gen_train_s:.0f} CPU-s (one thread)")

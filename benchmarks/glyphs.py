@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     p.add_argument("--sources", default="matplotlib", choices=SOURCES)
     p.add_argument("--test-styles", nargs="*", default=[], choices=STYLES_OF_DRAWING)
     p.add_argument("--no-omniglot", action="store_true", help="skip the real handwriting")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", help="cpu, cuda, mps (default: metakit.device(), which reads $METAKIT_DEVICE)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -44,6 +44,8 @@ def main(argv=None) -> None:
         p.error(f"--stroke-param keys are {list(STROKE_PARAMS)}; --style mixed takes the matplotlib sources only")
     seconds = a.seconds or (5.0 if a.quick else 120.0)
     episodes, progress, start = a.episodes or (20 if a.quick else 600), not a.no_progress, time.perf_counter()
+    device = metakit.device(a.device)
+    print(f"device: {device}")
 
     main_style = "fonts" if a.style == "mixed" else a.style
     build_s, data, background, evaluation = fresh_build(a.seed, main_style, params, a.sources, progress)
@@ -62,7 +64,7 @@ def main(argv=None) -> None:
                  "omniglot": metakit.load_image_folder(path, name=f"omniglot ({path.stem})") if path else None}
     budget = {"steps": a.train_episodes} if a.train_episodes else {"seconds": seconds}
     result = handwriting_experiment(background, test_sets, **budget, episodes=episodes, seed=a.seed,
-                                    device=metakit.device(a.device), progress=progress)
+                                    device=device, progress=progress)
     print(format_report(result, test_sets, episodes))
     print(f"\ntotal time {time.perf_counter() - start:.0f} s")
     accs = " ".join(f"{k}={m:.4f}" for k, (m, _) in result["ours"].items())

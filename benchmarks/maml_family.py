@@ -44,13 +44,15 @@ def main(argv=None) -> None:
         pick = lambda value, quick, full: value if value is not None else (quick if args.quick else full)  # noqa: E731
         seconds, episodes = pick(args.seconds, 3.0, 300.0), pick(args.episodes, 20, 600)
         target_seconds, progress, start = pick(args.target_seconds, 3.0, 590.0), not args.no_progress, time.perf_counter()
+        device = metakit.device()
+        print(f"device: {device}")
         print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} s of meta-training each")
         background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
         if "omniglot" not in (test_sets := held_out_sets(evaluation)):
             print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")
 
         algorithms, trained = family.train_family([n for n in args.only.split(",") if n], background, seconds,
-                                                  seed=args.seed, progress=progress,
+                                                  seed=args.seed, progress=progress, device=device,
                                                   save_checkpoints=args.save_checkpoints and not args.quick)
         print(family.format_training(trained))
         results = {}
@@ -65,7 +67,7 @@ def main(argv=None) -> None:
         figures |= {"maml_target_5w1s": math.nan, "target_cpu_s": math.nan}
         if target_seconds > 0:
             target = family.target_run(background, evaluation, target_seconds, episodes=episodes, seed=args.seed,
-                                       progress=progress)
+                                       progress=progress, device=device)
             figures["maml_target_5w1s"], figures["target_cpu_s"] = target["acc"], target["history"]["clock_seconds"]
             print("\n" + family.format_target(target))
         print(f"total time {time.perf_counter() - start:.0f} s")

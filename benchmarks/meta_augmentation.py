@@ -46,7 +46,8 @@ def main(argv=None) -> None:
     with metakit.runtime.threads(args.threads):
         start, cpu_start, quick = time.perf_counter(), time.process_time(), args.quick
         common = dict(folder=CHECKPOINTS if args.save_checkpoints and not quick else Path(tempfile.mkdtemp()),
-                      retrain=True, progress=not args.no_progress, seed=args.seed)
+                      retrain=True, progress=not args.no_progress, seed=args.seed, device=metakit.device())
+        print(f"device: {common['device']}")
         background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
         print("part 1: non-mutually-exclusive tasks, 5-way 1-shot, 25 background classes" + (" (quick)" if quick else ""))
         r = nme.nme_experiment(background, evaluation, seconds=3 if quick else 60, episodes=30 if quick else 2000,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+import metakit  # noqa: E402
 from metakit.checkpoints import CHECKPOINTS  # noqa: E402
 from metakit.compare import paired  # noqa: E402
 from metakit.metadata import experiments as ex  # noqa: E402
@@ -43,14 +44,16 @@ def main(argv=None) -> None:
     parser.add_argument("--save-checkpoints", action="store_true", help=f"write data/checkpoints/{ex.CHECKPOINT}")
     args = parser.parse_args(argv)
     with threads(args.threads):
-        progress, start = not args.no_progress, time.perf_counter()
+        progress, start, device = not args.no_progress, time.perf_counter(), metakit.device()
+        print(f"device: {device}")
         episodes, seconds = args.episodes or (30 if args.quick else 600), args.train_seconds or (5.0 if args.quick else 180.0)
         background, held_out = split_datasets(20 if args.quick else 100, seed=args.seed,
                                               patterns=10 if args.quick else ex.PATTERNS)
         print(f"meta-training: {background.num_classes} types x {len(background) // background.num_classes} columns; "
               f"held out: {held_out.num_classes} types x {len(held_out) // held_out.num_classes} columns")
         folder = CHECKPOINTS if args.save_checkpoints and not args.quick else Path(tempfile.mkdtemp())
-        model, info = ex.trained_model(background, seconds, folder, retrain=True, seed=args.seed, progress=progress)
+        model, info = ex.trained_model(background, seconds, folder, retrain=True, seed=args.seed, progress=progress,
+                                       device=device)
         print(f"proto: {info['steps']} training episodes of {ex.TRAINING['n_way']}-way {ex.TRAINING['k_shot']}-shot in "
               f"{info['clock_seconds']:.0f} CPU s" + (f" (saved to {folder / ex.CHECKPOINT})" if folder == CHECKPOINTS else ""))
         real = split_datasets(20, seed=args.seed)[0]  # the real background types: the knn feature scale

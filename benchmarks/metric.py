@@ -36,7 +36,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, help="training budget per method (default 150, 3 with --quick)")
     parser.add_argument("--episodes", type=int, help="test episodes (default 600, 20 with --quick)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", help="cpu, cuda, mps (default: metakit.device(), which reads $METAKIT_DEVICE)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--save-checkpoints", action="store_true", help="write data/checkpoints/<method>-<ways>way.pt")
@@ -45,6 +45,7 @@ def main(argv=None) -> None:
     seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 150.0)
     episodes = args.episodes if args.episodes is not None else (20 if args.quick else 600)
     progress, device, start = not args.no_progress, metakit.device(args.device), time.perf_counter()
+    print(f"device: {device}")
     background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
     if "omniglot" not in (test_sets := held_out_sets(evaluation)):
         print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")

@@ -45,7 +45,9 @@ def main(argv=None) -> None:
         seconds = args.seconds if args.seconds is not None else (3.0 if args.quick else 300.0)
         episodes = args.episodes if args.episodes is not None else (10 if args.quick else 600)
         folder = CHECKPOINTS if args.save_checkpoints and not args.quick else Path(tempfile.mkdtemp())
-        run, start = dict(retrain=True, seed=args.seed, progress=not args.no_progress), time.perf_counter()
+        run = dict(retrain=True, seed=args.seed, progress=not args.no_progress, device=metakit.device())
+        start = time.perf_counter()
+        print(f"device: {run['device']}")
         print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} CPU-seconds of training each")
         background, test_sets = metakit.load_glyphs("background"), held_out_sets()
         if "omniglot" not in test_sets:

@@ -2,6 +2,8 @@ import math
 
 from helpers import required, run_quick
 
+import metakit
+
 # NaN only where the real Omniglot subset (../shared) is missing, and never in CI
 OMNIGLOT_MAY_BE_NAN = not required("METAKIT_SHARED_REQUIRED")
 
@@ -18,8 +20,8 @@ KEYS = ["build_s", "alphabets", "characters", "glyph_5w1s", "glyph_20w1s", "omni
 
 def test_glyph_benchmark_quick_prints_a_result_line():
     # one test for the whole script: its fresh glyph build alone takes most of a minute
-    _, result = run_quick("glyphs.py")
-    assert list(result) == KEYS
+    stdout, result = run_quick("glyphs.py")
+    assert list(result) == KEYS and f"device: {metakit.device()}" in stdout.splitlines()
     assert float(result["build_s"]) > 0
     assert int(result["alphabets"]) > 0 and int(result["characters"]) > 0
     for key in KEYS[3:]:
@@ -31,7 +33,7 @@ def test_metric_benchmark_quick_prints_a_result_line():
     assert list(result) == ["proto_5w1s", "proto_20w1s", "matching_5w1s", "metaopt_5w1s", "proto_omniglot_20w1s"]
     for key, value in result.items():
         check_accuracy(key, value)
-    assert "5w5s" in stdout and "ms/episode" in stdout
+    assert "5w5s" in stdout and "ms/episode" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
 
 
 def test_maml_family_benchmark_quick_prints_a_result_line():
@@ -40,7 +42,7 @@ def test_maml_family_benchmark_quick_prints_a_result_line():
                             "maml_target_5w1s", "target_cpu_s"]
     assert 0 <= float(result["maml_5w1s"]) <= 1 and math.isnan(float(result["reptile_5w1s"]))  # not run
     assert 0 <= float(result["maml_target_5w1s"]) <= 1 and float(result["target_cpu_s"]) >= 3
-    assert "meta-its" in stdout and "target run: MAML" in stdout
+    assert "meta-its" in stdout and "target run: MAML" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
 
 
 def test_continual_benchmark_quick_prints_a_result_line():
@@ -51,6 +53,7 @@ def test_continual_benchmark_quick_prints_a_result_line():
         assert -1.0 <= float(value) <= 1.0, (key, value)
     for name in ("naive", "ewc", "replay", "gem", "agem", "oml", "anml", "pretrain"):
         assert f"\n{name} " in stdout
+    assert f"device: {metakit.device()}" in stdout.splitlines()
 
 
 def test_distributed_benchmark_quick_prints_a_result_line():

@@ -344,10 +344,10 @@ def generated_only_accuracy(dagan, dataset, n_way: int = 5, n_gen: int = 5, epis
 def gan_experiment(background, evaluation, dagan_seconds: float = dagan_module.CPU_SECONDS,
                    dcgan_seconds: float = dcgan.CPU_SECONDS, episodes: int = 600, quality_episodes: int = 300,
                    n_gen: int = 5, noise_scale: float = 1.0, folder=None, retrain: bool = True,
-                   progress: bool = True, seed: int = 0) -> dict:
-    """The chapter end to end (``benchmarks/gan_augmentation.py``): the DAGAN and the DCGAN trained
-    on the background alphabets for CPU-second budgets (``time.process_time``) and saved in
-    ``folder`` (default ``data/checkpoints``), the DAGAN's sample quality on the evaluation
+                   progress: bool = True, seed: int = 0, device=None) -> dict:
+    """The chapter end to end (``benchmarks/gan_augmentation.py``), on ``device`` (None: the CPU): the
+    DAGAN and the DCGAN trained on the background alphabets for CPU-second budgets (``time.process_time``)
+    and saved in ``folder`` (default ``data/checkpoints``), the DAGAN's sample quality on the evaluation
     alphabets, which it never saw, and, unless it has collapsed, :func:`comparison`.
 
     Returns:
@@ -358,10 +358,11 @@ def gan_experiment(background, evaluation, dagan_seconds: float = dagan_module.C
     folder = Path(folder) if folder is not None else CHECKPOINTS
     generator, da = dagan_module.train_or_load_dagan(background, path=folder / dagan_module.CHECKPOINT,
                                                      seconds=dagan_seconds, retrain=retrain, progress=progress,
-                                                     seed=seed)
+                                                     seed=seed, device=device)
     _, dc = dcgan.train_or_load_dcgan(dataset_images(background), path=folder / dcgan.CHECKPOINT,
-                                      seconds=dcgan_seconds, retrain=retrain, progress=progress, seed=seed)
-    pretrained = load_pretrained()
+                                      seconds=dcgan_seconds, retrain=retrain, progress=progress, seed=seed,
+                                      device=device)
+    pretrained = load_pretrained(device=device)
     out = {"dagan": da, "dcgan": dc, "quality": check_collapse(generator, evaluation, noise_scale=noise_scale),
            "generated_only": generated_only_accuracy(generator, evaluation, n_gen=n_gen, episodes=quality_episodes,
                                                      noise_scale=noise_scale, pretrained=pretrained, seed=seed),

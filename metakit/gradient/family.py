@@ -136,9 +136,9 @@ def train_and_test(name: str, background, evaluation, *, n_way: int = 5, k_shot:
 
 
 def train_family(names, background, seconds: float, seed: int = 0, progress: bool = True,
-                 save_checkpoints: bool = False, clock=time.perf_counter) -> tuple[dict, dict]:
-    """Each named member made fresh (seeded) and meta-trained for the same budget, as
-    ``benchmarks/maml_family.py`` does; ``save_checkpoints`` writes ``family-<name>.pt``.
+                 save_checkpoints: bool = False, clock=time.perf_counter, device=None) -> tuple[dict, dict]:
+    """Each named member made fresh (seeded) and meta-trained for the same budget on ``device``
+    (None: the CPU), as ``benchmarks/maml_family.py`` does; ``save_checkpoints`` writes ``family-<name>.pt``.
 
     Returns:
         ``(algorithms, histories)``, both keyed by name.
@@ -146,7 +146,7 @@ def train_family(names, background, seconds: float, seed: int = 0, progress: boo
     algorithms, histories = {}, {}
     for name in names:
         seed_everything(seed)
-        algorithms[name] = make_algorithm(name)
+        algorithms[name] = make_algorithm(name).to(device)
         run = lambda a: train(a, background, seconds=seconds, progress=progress, clock=clock)  # noqa: E731
         histories[name] = (train_or_load(algorithms[name], f"family-{name}.pt", run, retrain=True)
                            if save_checkpoints else run(algorithms[name]))
@@ -154,15 +154,15 @@ def train_family(names, background, seconds: float, seed: int = 0, progress: boo
 
 
 def target_run(background, evaluation, cpu_seconds: float, episodes: int = 600, seed: int = 0,
-               progress: bool = True) -> dict:
+               progress: bool = True, device=None) -> dict:
     """A fresh MAML meta-trained for ``cpu_seconds`` of this process's CPU time (a busy machine
-    does not shorten it), tested on glyph 5-way 1-shot episodes.
+    does not shorten it) on ``device`` (None: the CPU), tested on glyph 5-way 1-shot episodes.
 
     Returns:
         ``{"acc", "ci95", "accs", "ms", "history"}``.
     """
     seed_everything(seed)
-    maml = make_algorithm("maml")
+    maml = make_algorithm("maml").to(device)
     history = train(maml, background, seconds=cpu_seconds, progress=progress, clock=time.process_time)
     result = compare({"maml": maml}, {"glyphs": evaluation}, {"5w1s": SETTINGS["5w1s"]}, episodes=episodes, seed=seed,
                      progress=False)["maml", "glyphs", "5w1s"]

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import metakit
 from metakit.datasets import load_glyphs
 from metakit.gan.augmentation import (
     METHODS,
@@ -169,4 +170,24 @@ def test_quick_benchmark():
         if k != "gen_train_s":
             assert 0.0 <= float(v) <= 1.0
     assert 0 < float(result["gen_train_s"]) < 60
-    assert "DAGAN (Antoniou et al. 2017)" in stdout
+    assert "DAGAN (Antoniou et al. 2017)" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
+
+
+def test_gan_experiment_builds_every_network_on_the_device_given(monkeypatch, tmp_path):
+    from metakit.gan import augmentation, dagan, dcgan
+
+    seen = {}
+
+    def recorder(name, result):
+        def record(*args, device=None, **kwargs):
+            seen[name] = device
+            return result
+        return record
+    monkeypatch.setattr(dagan, "train_or_load_dagan", recorder("dagan", (None, {})))
+    monkeypatch.setattr(dcgan, "train_or_load_dcgan", recorder("dcgan", (None, {})))
+    monkeypatch.setattr(augmentation, "load_pretrained", recorder("pretrained", None))
+    monkeypatch.setattr(augmentation, "check_collapse", lambda *args, **kw: {"collapsed": True})
+    monkeypatch.setattr(augmentation, "generated_only_accuracy", lambda *args, **kw: {})
+    monkeypatch.setattr(augmentation, "dataset_images", lambda dataset: None)
+    augmentation.gan_experiment(None, None, folder=tmp_path, progress=False, device="meta")
+    assert seen == {"dagan": "meta", "dcgan": "meta", "pretrained": "meta"}

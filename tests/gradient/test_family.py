@@ -154,3 +154,13 @@ def test_with_ways_keeps_the_first_rows_of_the_head():
         family.with_ways(tiny("maml"), 6)
     with pytest.raises(ValueError, match="n_way=1"):
         family.with_ways(tiny("maml"), 1)
+
+
+def test_train_family_and_target_run_train_on_the_device_given(monkeypatch):
+    # "meta" tensors carry no data, so only where each algorithm is when its training starts is checked
+    seen = []
+    monkeypatch.setattr(family, "train", lambda a, *args, **kw: seen.append(next(a.parameters()).device) or {})
+    monkeypatch.setattr(family, "compare", lambda *args, **kw: {("maml", "glyphs", "5w1s"): {"acc": 0.0}})
+    algorithms, _ = family.train_family(["maml", "anil"], None, 1.0, progress=False, device="meta")
+    family.target_run(None, None, 1.0, progress=False, device="meta")
+    assert [d.type for d in seen] == ["meta"] * 3 and next(algorithms["anil"].parameters()).is_meta

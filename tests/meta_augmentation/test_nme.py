@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+import metakit
 from metakit.datasets import ImageClassDataset
 from metakit.episodes import EpisodeSampler
 from metakit.meta_augmentation.nme import (
@@ -162,4 +163,4 @@ def test_quick_benchmark_prints_the_result_line():
                             "aug_learned_omniglot"]
     for key, value in result.items():
         assert value == "nan" and key == "aug_learned_omniglot" or 0.0 <= float(value) <= 1.0, (key, value)
-    assert "part 1" in stdout and "part 2" in stdout and "Rajendran" in stdout
+    assert "part 1" in stdout and "part 2" in stdout and "Rajendran" in stdout and f"device: {metakit.device()}" in stdout.splitlines()

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from helpers import random_episode, run_quick
 
+import metakit
 from metakit.datasets import ImageClassDataset
 from metakit.models import Conv4
 from metakit.transfer import finetune as transfer
@@ -164,7 +165,7 @@ def test_quick_benchmark():
                             "proto_omniglot"]
     for key, value in result.items():
         assert value == "nan" and "omniglot" in key or 0.0 <= float(value) <= 1.0
-    assert "paired differences" in stdout and "Chen et al. 2019" in stdout
+    assert "paired differences" in stdout and "Chen et al. 2019" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
 
 
 def test_a_support_loss_that_rises_counts_as_diverged():
