@@ -53,7 +53,8 @@ def run_benchmark(name: str, args: list[str], timeout: int) -> tuple[bool, str]:
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     if proc.returncode != 0 or not last.startswith("RESULT"):
         return False, (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
-    return True, last[:200]
+    device = next((ln for ln in proc.stdout.splitlines() if ln.startswith("device:")), "no device line")
+    return True, f"[{device}] {last[:200]}"
 
 
 def reference(device: str) -> dict[str, float]:
