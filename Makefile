@@ -12,7 +12,7 @@ LAB_ARGS ?=
 APP_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: student setup lab app test test-fast test-pythons bench gpu-check data clean mutants train
+.PHONY: student student-check setup lab app test test-fast test-pythons bench gpu-check data clean mutants train
 
 setup: $(STAMP)
 
@@ -36,12 +36,17 @@ app: $(STAMP)
 # Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
 # nbgrader is not a dependency of the package: `make student` and `make test` install it (pinned).
 NBGRADER = $(BIN)/python -c "import nbgrader" 2>/dev/null || $(BIN)/python -m pip install -q "nbgrader==0.9.6" -c tools/constraints.txt
-EXERCISE_NOTEBOOKS ?= notebooks/01_few_shot_tasks.ipynb notebooks/02_maml_derivation.ipynb
+EXERCISE_NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 # The student versions (solutions replaced by a runnable stub, outputs cleared) in student/.
 student: $(STAMP)
 	$(NBGRADER)
 	$(BIN)/python -m metakit.student student $(EXERCISE_NOTEBOOKS)
+
+# Every student notebook runs without an error cell, and autograde gives full marks and zero (CI: 01, 02).
+student-check: $(STAMP)
+	$(NBGRADER)
+	METAKIT_STUDENT_NOTEBOOKS=all MPLBACKEND=agg $(BIN)/python -m pytest tests/test_student_notebooks.py -p no:cacheprovider -v
 
 test: $(STAMP)
 	$(NBGRADER)
