@@ -8,7 +8,21 @@ from pathlib import Path
 
 import torch
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+from .glyphs import SOURCE_DATA, cache_dir
+
+
+def checkpoints_dir() -> Path:
+    """The committed checkpoints' folder: ``$METAKIT_DATA/checkpoints`` when it exists, else a source
+    checkout's ``data/checkpoints``, else ``checkpoints/`` in the cache folder (an installed wheel:
+    copy the repository's ``data/checkpoints`` there, or point ``METAKIT_DATA`` at a copy of ``data/``)."""
+    env = os.environ.get("METAKIT_DATA")
+    for folder in ([Path(env) / "checkpoints"] if env else []) + [SOURCE_DATA / "checkpoints"]:
+        if folder.is_dir():
+            return folder
+    return cache_dir() / "checkpoints"
+
+
+CHECKPOINTS = checkpoints_dir()
 
 
 def checkpoint_path(path) -> Path:

@@ -510,8 +510,18 @@ def select_distinct(canon: torch.Tensor, eligible: torch.Tensor, threshold: floa
 ARRAYS = ("images", "targets", "class_names", "class_split", "codepoints")
 
 
+SOURCE_DATA = Path(__file__).resolve().parents[1] / "data"  # a source checkout's data/ (it holds checkpoints/)
+
+
 def cache_dir(root=None) -> Path:
-    return Path(root or os.environ.get("METAKIT_DATA") or Path(__file__).resolve().parents[1] / "data")
+    """The folder of the glyph cache: ``root``, else ``$METAKIT_DATA``, else a source checkout's
+    ``data/``, else (an installed wheel) the user's cache, ``$XDG_CACHE_HOME/metakit`` or
+    ``~/.cache/metakit``."""
+    if root or os.environ.get("METAKIT_DATA"):
+        return Path(root or os.environ["METAKIT_DATA"])
+    if (SOURCE_DATA / "checkpoints").is_dir():
+        return SOURCE_DATA
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "metakit"
 
 
 def _check_style(style: str) -> None:
