@@ -5,10 +5,11 @@ mode, and the benchmarks' short versions, with ``METAKIT_DEVICE`` set, timed.
     python benchmarks/gpu_check.py --device cpu      # the same on the CPU, for the reference column
     python benchmarks/gpu_check.py --notebooks 03,04 --benchmarks metric
 
-Prints one table: each part's seconds here, the same part's seconds in the CPU run recorded in
-``benchmarks/RESULTS.md`` (the ``RESULT device=cpu ...`` line of its "gpu-check" section), and
-whether it passed. A notebook passes when it runs without an error and its setup cell printed the
-device asked for. The last line is ``RESULT device=... <part>_s=... failed=...``.
+Prints one table: each part's seconds here, the same part's seconds in the CPU runs recorded in
+``benchmarks/RESULTS.md`` (the ``RESULT device=cpu ...`` lines of its "gpu-check" section, the
+first line that has a part winning), and whether it passed. A notebook passes when it runs without
+an error and its setup cell printed the device asked for. A benchmark's row shows the device it
+printed. The last line is ``RESULT device=... <part>_s=... failed=...``.
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ def run_benchmark(name: str, args: list[str], timeout: int) -> tuple[bool, str]:
 
 
 def reference(device: str) -> dict[str, float]:
-    """The recorded CPU run's seconds per part (empty when there is none, or when this is that run)."""
+    """The recorded CPU runs' seconds per part, the latest line first (empty when this is a CPU run)."""
     text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
-    line = next((m for m in re.findall(r"^RESULT device=cpu .*$", text, re.M)), "") if device != "cpu" else ""
-    return {k[:-2]: float(v) for k, v in (kv.split("=") for kv in line.split()[2:]) if k.endswith("_s")}
+    seconds = {}
+    for line in re.findall(r"^RESULT device=cpu .*$", text, re.M) if device != "cpu" else []:
+        for k, v in (kv.split("=") for kv in line.split()[2:] if "_s=" in kv):
+            seconds.setdefault(k[:-2], float(v))
+    return seconds
 
 
 def main():
@@ -126,10 +130,9 @@ def train_cli(timeout: int) -> tuple[bool, str]:
                "metakit.train", "family", "--algorithm", "maml", "--steps", str(steps), "--eval-episodes", "50",
                "--out", str(out), "--no-progress", *extra]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-        lines = (proc.stdout + proc.stderr).strip().splitlines() or [""]
         if proc.returncode != 0:
-            return False, " | ".join(lines[-3:])[:400]
-        notes.append(lines[-1][:160])
+            return False, " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])[:400]
+        notes.append(" / ".join(ln for ln in proc.stdout.strip().splitlines()[-2:])[:200])  # the test line, the steps
     return True, " | ".join(notes)
 
 
