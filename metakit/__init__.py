@@ -53,6 +53,8 @@ Quick mode
 code path; CI uses it. ``METAKIT_DEVICE`` overrides the device that :func:`device` picks.
 """
 
+from importlib import metadata as _metadata
+
 from . import continual, gan, gradient, meta_augmentation, metadata, metric, transfer
 from .datasets import (
     ImageClassDataset,
@@ -70,7 +72,10 @@ from .models import Conv4
 from .runtime import device, quick_mode, seed_everything
 from .training import evaluate, train_episodes
 
-__version__ = "0.1.0"
+try:  # the one version number is pyproject.toml's
+    __version__ = _metadata.version("metakit")
+except _metadata.PackageNotFoundError:  # imported from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     # shared pieces
