@@ -36,6 +36,8 @@ app: $(STAMP)
 # Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
 # nbgrader is not a dependency of the package: `make student` and `make test` install it (pinned).
 NBGRADER = $(BIN)/python -c "import nbgrader" 2>/dev/null || $(BIN)/python -m pip install -q "nbgrader==0.9.6" -c tools/constraints.txt
+# ruff (ruff.toml) is a test tool, installed the same way for `make test`.
+RUFF = $(BIN)/python -c "import ruff" 2>/dev/null || $(BIN)/python -m pip install -q "ruff==0.17.6"
 EXERCISE_NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 # The student versions (solutions replaced by a runnable stub, outputs cleared) in student/.
@@ -50,6 +52,7 @@ student-check: $(STAMP)
 
 test: $(STAMP)
 	$(NBGRADER)
+	$(RUFF)
 	METAKIT_QUICK=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 test-fast: $(STAMP)

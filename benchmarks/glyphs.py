@@ -30,7 +30,8 @@ def main(argv=None) -> None:
     p.add_argument("--train-episodes", type=int, help="train for this many episodes instead of --seconds")
     p.add_argument("--episodes", type=int, help="test episodes (default 600, 20 with --quick)")
     p.add_argument("--style", default="fonts", choices=(*STYLES_OF_DRAWING, "mixed"))
-    p.add_argument("--stroke-param", action="append", default=[], metavar="KEY=VALUE", help=f"one of {list(STROKE_PARAMS)}")
+    p.add_argument("--stroke-param", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"one of {list(STROKE_PARAMS)}")
     p.add_argument("--sources", default="matplotlib", choices=SOURCES)
     p.add_argument("--test-styles", nargs="*", default=[], choices=STYLES_OF_DRAWING)
     p.add_argument("--no-omniglot", action="store_true", help="skip the real handwriting")
@@ -57,8 +58,8 @@ def main(argv=None) -> None:
         background = merge(background, others["strokes"][0], "glyphs, fonts and strokes (background split)")
     counts = np.bincount(data["targets"])
     alphabets, characters = len({str(n).split("/")[0] for n in data["class_names"]}), len(data["class_names"])
-    print(f"glyph build: {build_s:.1f} s, {alphabets} alphabets, {characters} characters, {counts.min()}-{counts.max()} "
-          f"renderings each", flush=True)
+    print(f"glyph build: {build_s:.1f} s, {alphabets} alphabets, {characters} characters, "
+          f"{counts.min()}-{counts.max()} renderings each", flush=True)
     path = None if a.no_omniglot else metakit.shared_omniglot_path()
     test_sets = {"glyph": evaluation, **{f"glyph{s}": others[s][1] for s in a.test_styles if s != main_style},
                  "omniglot": metakit.load_image_folder(path, name=f"omniglot ({path.stem})") if path else None}
@@ -71,7 +72,8 @@ def main(argv=None) -> None:
     variant = a.style != "fonts" or params or a.sources != "matplotlib" or a.test_styles or a.train_episodes
     extra = (f" style={a.style}{''.join(f',{k}={v:g}' for k, v in params.items())}"
              f"{',sources=' + a.sources if a.sources != 'matplotlib' else ''} episodes={result['history']['steps']}")
-    print(f"RESULT build_s={build_s:.1f} alphabets={alphabets} characters={characters} {accs}{extra if variant else ''}")
+    print(f"RESULT build_s={build_s:.1f} alphabets={alphabets} characters={characters} "
+          f"{accs}{extra if variant else ''}")
 
 
 if __name__ == "__main__":

@@ -43,10 +43,12 @@ def main(argv=None) -> None:
     with metakit.runtime.threads(args.threads or torch.get_num_threads()):
         pick = lambda value, quick, full: value if value is not None else (quick if args.quick else full)  # noqa: E731
         seconds, episodes = pick(args.seconds, 3.0, 300.0), pick(args.episodes, 20, 600)
-        target_seconds, progress, start = pick(args.target_seconds, 3.0, 590.0), not args.no_progress, time.perf_counter()
+        target_seconds = pick(args.target_seconds, 3.0, 590.0)
+        progress, start = not args.no_progress, time.perf_counter()
         device = metakit.device()
         print(f"device: {device}")
-        print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} s of meta-training each")
+        print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, "
+              f"{seconds:.0f} s of meta-training each")
         background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
         if "omniglot" not in (test_sets := held_out_sets(evaluation)):
             print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")
@@ -57,10 +59,12 @@ def main(argv=None) -> None:
         print(family.format_training(trained))
         results = {}
         if algorithms:
-            results = compare(algorithms, test_sets, family.SETTINGS, episodes=episodes, seed=args.seed, progress=progress)
+            results = compare(algorithms, test_sets, family.SETTINGS, episodes=episodes, seed=args.seed,
+                              progress=progress)
             print(f"\naccuracy over {episodes} test episodes (mean±95% interval), all algorithms on the same episodes:")
             print(format_table(results, family.NAMES) + "\n\nthe same with meta-training iterations and time:\n"
-                  + family.format_summary(results, trained) + "\n\npapers (full Omniglot, hours on a GPU) and our ratio "
+                  + family.format_summary(results, trained)
+                  + "\n\npapers (full Omniglot, hours on a GPU) and our ratio "
                   "on real Omniglot, 5w1s / 5w5s:\n" + family.format_papers(results, algorithms))
 
         figures = {f"{n}_5w1s": results.get((n, "glyphs", "5w1s"), {"acc": math.nan})["acc"] for n in family.FAMILY}
@@ -71,7 +75,8 @@ def main(argv=None) -> None:
             figures["maml_target_5w1s"], figures["target_cpu_s"] = target["acc"], target["history"]["clock_seconds"]
             print("\n" + family.format_target(target))
         print(f"total time {time.perf_counter() - start:.0f} s")
-        print("RESULT " + " ".join(f"{k}={v:.4f}" if k != "target_cpu_s" else f"{k}={v:.0f}" for k, v in figures.items()))
+        print("RESULT " + " ".join(f"{k}={v:.4f}" if k != "target_cpu_s" else f"{k}={v:.0f}"
+                                   for k, v in figures.items()))
 
 
 if __name__ == "__main__":

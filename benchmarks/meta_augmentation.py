@@ -49,11 +49,13 @@ def main(argv=None) -> None:
                       retrain=True, progress=not args.no_progress, seed=args.seed, device=metakit.device())
         print(f"device: {common['device']}")
         background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
-        print("part 1: non-mutually-exclusive tasks, 5-way 1-shot, 25 background classes" + (" (quick)" if quick else ""))
+        print("part 1: non-mutually-exclusive tasks, 5-way 1-shot, 25 background classes"
+              + (" (quick)" if quick else ""))
         r = nme.nme_experiment(background, evaluation, seconds=3 if quick else 60, episodes=30 if quick else 2000,
                                test_episodes=20 if quick else 200, **common)
         print(nme.format_nme_table(r))
-        print("Rajendran et al. (2020): on NME tasks MAML memorises; label shuffling recovers new-class accuracy. Here, "
+        print("Rajendran et al. (2020): on NME tasks MAML memorises; label shuffling recovers new-class accuracy. "
+              "Here, "
               f"new classes: NME {r['maml']['new'][0]:.3f}, intra-shuffled {r['maml_intra']['new'][0]:.3f}, "
               f"inter-shuffled {r['maml_inter']['new'][0]:.3f}.")
 

@@ -46,7 +46,8 @@ def main(argv=None) -> None:
     with threads(args.threads):
         progress, start, device = not args.no_progress, time.perf_counter(), metakit.device()
         print(f"device: {device}")
-        episodes, seconds = args.episodes or (30 if args.quick else 600), args.train_seconds or (5.0 if args.quick else 180.0)
+        episodes = args.episodes or (30 if args.quick else 600)
+        seconds = args.train_seconds or (5.0 if args.quick else 180.0)
         background, held_out = split_datasets(20 if args.quick else 100, seed=args.seed,
                                               patterns=10 if args.quick else ex.PATTERNS)
         print(f"meta-training: {background.num_classes} types x {len(background) // background.num_classes} columns; "
@@ -55,7 +56,8 @@ def main(argv=None) -> None:
         model, info = ex.trained_model(background, seconds, folder, retrain=True, seed=args.seed, progress=progress,
                                        device=device)
         print(f"proto: {info['steps']} training episodes of {ex.TRAINING['n_way']}-way {ex.TRAINING['k_shot']}-shot in "
-              f"{info['clock_seconds']:.0f} CPU s" + (f" (saved to {folder / ex.CHECKPOINT})" if folder == CHECKPOINTS else ""))
+              f"{info['clock_seconds']:.0f} CPU s"
+              + (f" (saved to {folder / ex.CHECKPOINT})" if folder == CHECKPOINTS else ""))
         real = split_datasets(20, seed=args.seed)[0]  # the real background types: the knn feature scale
         methods = {"rules": RuleSignatureClassifier(seed=args.seed), "knn": HandFeatureNearestNeighbour(real.columns),
                    "proto": model}
@@ -71,7 +73,8 @@ def main(argv=None) -> None:
         print(f"for orientation only (not comparable: 78 real types, fully supervised, F1): Sherlock 0.89; "
               f"proto 5-way 5-shot accuracy {acc['proto', 5]:.3f}, difference {acc['proto', 5] - SHERLOCK_F1:+.3f}")
         print(f"total time {time.perf_counter() - start:.0f} s wall, {time.process_time():.0f} s CPU")
-        figures = {"rules_5w1s": ("rules", 1), "knn_5w1s": ("knn", 1), "proto_5w1s": ("proto", 1), "proto_5w5s": ("proto", 5)}
+        figures = {"rules_5w1s": ("rules", 1), "knn_5w1s": ("knn", 1), "proto_5w1s": ("proto", 1),
+                   "proto_5w5s": ("proto", 5)}
         print("RESULT " + " ".join(f"{k}={acc[v]:.4f}" for k, v in figures.items()))
 
 

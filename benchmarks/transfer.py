@@ -32,10 +32,12 @@ from metakit.transfer.finetune import HEADS, FineTuner  # noqa: E402
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=None, help="CPU-seconds of training each (default 300, 3 with --quick)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="CPU-seconds of training each (default 300, 3 with --quick)")
     parser.add_argument("--episodes", type=int, default=None, help="test episodes (default 600, 10 with --quick)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--retrain-maml", action="store_true", help="train MAML afresh instead of loading family-maml.pt")
+    parser.add_argument("--retrain-maml", action="store_true",
+                        help="train MAML afresh instead of loading family-maml.pt")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--save-checkpoints", action="store_true", help="write data/checkpoints/transfer-*-300s.pt")
@@ -48,7 +50,8 @@ def main(argv=None) -> None:
         run = dict(retrain=True, seed=args.seed, progress=not args.no_progress, device=metakit.device())
         start = time.perf_counter()
         print(f"device: {run['device']}")
-        print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, {seconds:.0f} CPU-seconds of training each")
+        print(f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}, "
+              f"{seconds:.0f} CPU-seconds of training each")
         background, test_sets = metakit.load_glyphs("background"), held_out_sets()
         if "omniglot" not in test_sets:
             print("omniglot: the shared real Omniglot subset is not here; its figures are reported as nan")

@@ -330,7 +330,8 @@ def draw_strokes(strokes: list[np.ndarray], renderings: int, g: torch.Generator,
     warped = F.grid_sample(dist.unsqueeze(1), src, mode="bilinear", padding_mode="border",
                            align_corners=False).squeeze(1)
     # the pen: a width per drawing (as in the default), per stroke, and a smooth field across it
-    radius = (1.2 + 0.5 * torch.rand(r, generator=g))[owner] * torch.exp(params["pressure"] * torch.randn(n, generator=g))
+    pressure = torch.exp(params["pressure"] * torch.randn(n, generator=g))
+    radius = (1.2 + 0.5 * torch.rand(r, generator=g))[owner] * pressure
     field = F.interpolate(torch.randn(r, 1, 3, 3, generator=g), size=(CANVAS, CANVAS), mode="bilinear",
                           align_corners=True).squeeze(1)
     radius = radius[:, None, None] * (1 + params["width_field"] * field[owner]).clamp_min(0.3)

@@ -36,7 +36,8 @@ def conda_requirements() -> dict:
 def test_conda_and_pip_dependencies_agree():
     pip, conda = pyproject_requirements(), conda_requirements()
     assert "torch" in pip and "learn2learn" in pip
-    assert set(pip) == set(conda), f"only in pyproject: {set(pip) - set(conda)}; only in environment.yml: {set(conda) - set(pip)}"
+    assert set(pip) == set(conda), \
+        f"only in pyproject: {set(pip) - set(conda)}; only in environment.yml: {set(conda) - set(pip)}"
     assert pip == conda
 
 

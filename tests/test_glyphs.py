@@ -261,7 +261,8 @@ def test_pypi_sources_without_their_packages_say_what_to_install(monkeypatch):
         glyphs.build(renderings=2, alphabets=["Thai"], progress=False, sources="pypi")
 
 
-@pytest.mark.skipif(len(glyphs.pypi_font_paths()) < len(glyphs.PYPI_FONTS), reason="the fontpkg packages are not installed")
+@pytest.mark.skipif(len(glyphs.pypi_font_paths()) < len(glyphs.PYPI_FONTS),
+                    reason="the fontpkg packages are not installed")
 def test_pypi_sources_add_scripts_and_keep_the_matplotlib_classes():
     kw = {"renderings": 2, "alphabets": ["Latin", "Thai"], "progress": False, "style": "strokes"}
     more, base = glyphs.build(sources="pypi", **kw), glyphs.build(**kw)

@@ -32,7 +32,8 @@ EXEMPT = [
     re.compile(r"\b\d{4}\.\d{4,5}\b"),                     # arXiv identifiers
     re.compile(r"\b(19|20)\d\d\b"),                        # years
 ]
-NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?\d{1,3}(?:[,\u202f ]\d{3})+(?![\d])|(?<![\w.])[-+\u2212]?\d+(?:\.\d+)?(?![\w])")
+NUMBER = re.compile(r"(?<![\w.])[-+\u2212]?\d{1,3}(?:[,\u202f ]\d{3})+(?![\d])"
+                    r"|(?<![\w.])[-+\u2212]?\d+(?:\.\d+)?(?![\w])")
 PRINTED = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 

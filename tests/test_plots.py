@@ -30,6 +30,6 @@ def test_curves_with_intervals_and_chance():
     fig = plot_curves([1, 2, 3], {"a": [0.2, 0.5, 0.9], "b": ([0.3, 0.4, 0.5], [0.1, 0.1, 0.1])}, "x", "acc",
                       chance=0.2)
     ax = fig.axes[0]
-    assert isinstance(fig, Figure) and [l.get_label() for l in ax.get_lines()] == ["a", "b", "chance"]
+    assert isinstance(fig, Figure) and [line.get_label() for line in ax.get_lines()] == ["a", "b", "chance"]
     np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), [0.3, 0.4, 0.5])
     assert len(ax.collections) == 1  # the band of b's interval

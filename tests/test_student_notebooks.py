@@ -4,7 +4,6 @@ autograde gives the instructor version full marks and the untouched student vers
 
 CI checks notebooks 01 and 02; ``make student-check`` checks every notebook with exercises
 (``METAKIT_STUDENT_NOTEBOOKS=all``, or a list such as ``04,07``)."""
-import json
 import os
 import shutil
 import subprocess
@@ -59,7 +58,7 @@ def autograde(tmp_path, notebook: Path, student: bool) -> tuple[float, float]:
     (course / "source" / "ps").mkdir(parents=True)
     (course / "nbgrader_config.py").write_text(
         "c = get_config()\nc.CourseDirectory.course_id = 'metakit'\n"
-        f"c.ClearSolutions.code_stub = {{'python': 'pass  # YOUR CODE HERE'}}\n"
+        "c.ClearSolutions.code_stub = {'python': 'pass  # YOUR CODE HERE'}\n"
         "c.Execute.timeout = 600\n")
     shutil.copy(notebook, course / "source" / "ps" / notebook.name)
     # nbgrader runs `alembic` from the PATH: the one next to this Python

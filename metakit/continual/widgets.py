@@ -160,11 +160,13 @@ def head_lr_figure(models: dict, dataset, model: str, lr: float, n_classes: int,
     ax = fig.subplots()
     for name, c in (curves or {}).items():
         c = {n: a for n, a in c.items() if n <= n_classes}
-        ax.plot(list(c), list(c.values()), ls=":", marker=".", ms=3, label=f"{MODEL_LABELS.get(name, name)}, chosen rate")
+        ax.plot(list(c), list(c.values()), ls=":", marker=".", ms=3,
+                label=f"{MODEL_LABELS.get(name, name)}, chosen rate")
     ax.plot(list(curve), list(curve.values()), marker="o", ms=4, color="k",
             label=f"{MODEL_LABELS.get(model, model)}, head lr {lr:.0e}")
     ax.set(xlabel="classes learned, one image per SGD step", ylabel="test accuracy on all of them", ylim=(0, 1),
-           title=f"{MODEL_LABELS.get(model, model)} at head lr {lr:.0e}: {curve[max(curve)]:.3f} after {max(curve)} classes")
+           title=f"{MODEL_LABELS.get(model, model)} at head lr {lr:.0e}: "
+                 f"{curve[max(curve)]:.3f} after {max(curve)} classes")
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -10,21 +10,9 @@ the notebook should use: the learner's when it is right, the reference otherwise
 Each notebook's exercises live in their own module (``episodes`` for 01, ``maml`` for 02, ...), on
 the shared machinery of ``core``.
 """
-from metakit.exercises.core import (
-           ExerciseError,
-           _call,
-           check_prediction,
-           compare,
-           grading,
-           report,
-)
+from metakit.exercises.core import ExerciseError, check_prediction, compare, grading, report
 from metakit.exercises.episodes import check_nearest_mean, nearest_mean_logits
-from metakit.exercises.maml import (
-           check_inner_step,
-           inner_step,
-           linear_forward,
-           meta_gradient,
-)
+from metakit.exercises.maml import check_inner_step, inner_step, linear_forward, meta_gradient
 
 __all__ = ["ExerciseError", "check_inner_step", "check_nearest_mean", "check_prediction", "compare", "grading",
            "inner_step", "linear_forward", "meta_gradient", "nearest_mean_logits", "report"]

@@ -167,6 +167,7 @@ class AugmentationRunner(RunPanel):
         v = self.values
         self.message.value = summary_text(summary)
         self.image.value = figure_png(difference_figure(
-            summary, f"{v['n_way']}-way {v['k_shot']}-shot, {v['n_gen']} generated per real shot, noise {v['noise_scale']:g}, "
+            summary, f"{v['n_way']}-way {v['k_shot']}-shot, {v['n_gen']} generated per real shot, "
+                     f"noise {v['noise_scale']:g}, "
                      f"{self.episodes} episodes"))
         return summary

@@ -114,7 +114,8 @@ def train(algorithm, dataset, seconds: float | None = None, steps: int | None = 
 
 
 def train_and_test(name: str, background, evaluation, *, n_way: int = 5, k_shot: int = 1, inner_lr: float = 0.4,
-                   inner_steps: int = 1, meta_lr: float = META["meta_lr"], meta_batch_size: int = META["meta_batch_size"],
+                   inner_steps: int = 1, meta_lr: float = META["meta_lr"],
+                   meta_batch_size: int = META["meta_batch_size"],
                    seconds: float = 30.0, callback=None, test_episodes: int = 100, seed: int = 0, device=None):
     """Notebook 03's Run button: a fresh family member meta-trained on ``background`` with the
     family's regime (``meta_lr`` and ``meta_batch_size`` as chosen), then tested on

@@ -30,7 +30,8 @@ class MAML(nn.Module):
         inner_steps: inner gradient steps in meta-training, and by default in :meth:`adapt`.
         first_order: FOMAML.
         loss_fn: ``loss_fn(outputs, y)``; None picks from the labels (:func:`task_loss_fn`).
-        vectorize: vmap over tasks or loop; None picks per model (:func:`~metakit.gradient.functional.default_vectorize`).
+        vectorize: vmap over tasks or loop; None picks per model
+            (:func:`~metakit.gradient.functional.default_vectorize`).
     """
 
     def __init__(self, model: nn.Module, inner_lr: float = 0.4, inner_steps: int = 1, first_order: bool = False,

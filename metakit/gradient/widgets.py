@@ -51,7 +51,8 @@ def training_figure(histories: dict, window: int = 50) -> Figure:
 
 
 def steps_figure(curves: dict, trained_steps: dict | None = None) -> Figure:
-    """Test accuracy against the number of inner steps at test time (:func:`metakit.gradient.family.accuracy_vs_steps`)."""
+    """Test accuracy against the number of inner steps at test time
+    (:func:`metakit.gradient.family.accuracy_vs_steps`)."""
     fig = Figure(figsize=(6.5, 3.8))
     ax = fig.subplots()
     for name, c in curves.items():
@@ -138,7 +139,8 @@ class FamilyTrainer(RunPanel):
             "meta_batch_size": W.IntSlider(META["meta_batch_size"], min=1, max=16, description="meta_batch_size",
                                            style={"description_width": "initial"}),
             "seconds": W.FloatLogSlider(seconds, base=10, min=0, max=3, description="seconds"),
-        }, rows=[["algorithm", "n_way", "k_shot"], ["inner_lr", "inner_steps"], ["meta_lr", "meta_batch_size", "seconds"]])
+        }, rows=[["algorithm", "n_way", "k_shot"], ["inner_lr", "inner_steps"],
+                 ["meta_lr", "meta_batch_size", "seconds"]])
 
     def _train(self, algorithm, n_way, k_shot, inner_lr, inner_steps, meta_lr, meta_batch_size, seconds):
         def redraw(history):
@@ -158,7 +160,8 @@ class FamilyTrainer(RunPanel):
             return None
         alg, history, (acc, ci95) = result
         self.algorithms[f"{values['algorithm']} (yours)"] = alg
-        self.message.value = (f"{NAMES.get(values['algorithm'], values['algorithm'])}, {values['n_way']}-way {values['k_shot']}-shot: "
+        self.message.value = (f"{NAMES.get(values['algorithm'], values['algorithm'])}, "
+                              f"{values['n_way']}-way {values['k_shot']}-shot: "
                               f"{history['steps']} meta-iterations in {history['seconds']:.0f} s; test accuracy "
                               f"<b>{acc:.3f} ± {ci95:.3f}</b> on {self.test_episodes} episodes of the evaluation "
                               f"alphabets.")

@@ -4,7 +4,6 @@ prototypical network) compared on the same held-out episodes (:func:`metakit.com
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -24,9 +23,10 @@ SHOTS = (1, 3, 5)
 def trained_model(background, seconds: float, folder, *, retrain: bool = False, clock=None,
                   seed: int = 0, progress: bool = True, device=None):
     """The prototypical network over columns, meta-trained on ``background`` for ``seconds`` of
-    ``clock`` (:func:`~metakit.runtime.recipe_clock` by default: CPU time on the CPU) in the :data:`TRAINING` regime, or loaded from
-    ``folder / columns-proto.pt``, on ``device`` (None: the CPU). Returns ``(model, info)``: info holds ``steps``, ``clock_seconds``,
-    the loss curve and ``loaded``."""
+    ``clock`` (:func:`~metakit.runtime.recipe_clock` by default: CPU time on the CPU) in the
+    :data:`TRAINING` regime, or loaded from ``folder / columns-proto.pt``, on ``device`` (None: the
+    CPU). Returns ``(model, info)``: info holds ``steps``, ``clock_seconds``, the loss curve and
+    ``loaded``."""
     torch.manual_seed(seed)
     model = ColumnPrototypes().to(device)
     clock = clock or recipe_clock(device)

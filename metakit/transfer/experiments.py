@@ -5,7 +5,6 @@ trained for the same CPU time (train-or-load), compared on the same test episode
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 from ..checkpoints import train_or_load
@@ -28,7 +27,8 @@ def pretrained_backbone(name: str, background, seconds: float, folder, *, retrai
                         clock=None, seed: int = 0, progress: bool = True, device=None):
     """Baseline's (``name="baseline"``) or Baseline++'s (``"baselinepp"``) Conv-4, pretrained on every
     class of ``background`` for ``seconds`` of ``clock`` (by default :func:`~metakit.runtime.recipe_clock`:
-    CPU time on the CPU, the same compute for every method; wall clock on a GPU), or loaded from ``folder / transfer-<name>-300s.pt``, on ``device`` (None: the CPU).
+    CPU time on the CPU, the same compute for every method; wall clock on a GPU), or loaded from
+    ``folder / transfer-<name>-300s.pt``, on ``device`` (None: the CPU).
     Returns ``(backbone, info)``."""
     seed_everything(seed)
     backbone = Conv4().to(device)

@@ -91,7 +91,8 @@ def finetune_explorer(backbones: dict, datasets: dict, references: dict | None =
 
 
 def layers_figure(table: dict) -> Figure:
-    """:func:`metakit.transfer.experiments.layers_table` as bars: accuracy per choice of layers, one group per test set."""
+    """:func:`metakit.transfer.experiments.layers_table` as bars: accuracy per choice of layers, one
+    group per test set."""
     sets = list(dict.fromkeys(k[1] for k in table))
     fig = Figure(figsize=(6.5, 3.4))
     ax = fig.subplots()

@@ -230,7 +230,8 @@ def run_all(page, lab: str, timeout: float = 600) -> list[str]:
     """Clear every output, run all cells from the Run menu, wait until every non-empty code cell
     shows an execution count and the kernel is idle. Returns the execution prompts."""
     menu(page, "Edit", "editmenu:clear-all")
-    page.wait_for_function(f"() => [...document.querySelectorAll('{CURRENT_NOTEBOOK} .jp-CodeCell .jp-InputArea-prompt')]"
+    page.wait_for_function(f"() => [...document.querySelectorAll('{CURRENT_NOTEBOOK} .jp-CodeCell "
+                           ".jp-InputArea-prompt')]"
                            ".every(p => !/\\d/.test(p.textContent))", timeout=30_000)
     menu(page, "Run", "runmenu:run-all")
     deadline = time.time() + timeout

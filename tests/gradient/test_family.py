@@ -118,7 +118,8 @@ def test_adaptation_curve_restores_the_rate(glyphs_evaluation):
 
 
 def test_format_summary_has_a_row_per_algorithm():
-    results = {(n, "glyphs", s): {"acc": 0.9, "ci95": 0.01, "ms": 1.0} for n in ("maml", "anil") for s in ("5w1s", "5w5s")}
+    results = {(n, "glyphs", s): {"acc": 0.9, "ci95": 0.01, "ms": 1.0}
+               for n in ("maml", "anil") for s in ("5w1s", "5w5s")}
     histories = {"maml": {"steps": 10, "seconds": 5.0}, "anil": {"steps": 20, "seconds": 5.0}}
     lines = family.format_summary(results, histories).splitlines()
     assert len(lines) == 3 and "glyphs 5w5s" in lines[0] and lines[1].startswith("MAML") and "500" in lines[1]
@@ -127,8 +128,8 @@ def test_format_summary_has_a_row_per_algorithm():
 def test_meta_train_can_count_cpu_time():
     import time
     alg = tiny("maml")
-    history = meta_train(alg, lambda b: image_tasks(tasks=b, n_query=2), meta_lr=1e-3, meta_batch_size=2, seconds=0.2, progress=False,
-                         clock=time.process_time)
+    history = meta_train(alg, lambda b: image_tasks(tasks=b, n_query=2), meta_lr=1e-3, meta_batch_size=2,
+                         seconds=0.2, progress=False, clock=time.process_time)
     assert history["clock_seconds"] >= 0.2 and history["steps"] >= 1
 
 

@@ -55,7 +55,8 @@ def test_metric_explorers_and_the_run_button(metric_models, datasets, glyphs_bac
     assert accuracy.message.value == ""
 
     def diverge(*args, **kwargs):
-        raise FloatingPointError("The loss became nan at episode 3 with lr=10. Training diverged: lower the learning rate.")
+        raise FloatingPointError("The loss became nan at episode 3 with lr=10. "
+                                 "Training diverged: lower the learning rate.")
 
     monkeypatch.setattr("metakit.metric.experiments.train_episodes", diverge)
     trainer.controls["method"].value, trainer.controls["train_ways"].value = "proto", 7

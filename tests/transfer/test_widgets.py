@@ -72,7 +72,8 @@ def test_explorer_wires_the_callback(setup):
 def test_comparison_and_layers_figures():
     data = tiny_dataset(classes=6)
     backbone = Conv4(hidden=4).eval()
-    methods = {"baseline": transfer.FineTuner(backbone, steps=3), "baselinepp": transfer.FineTuner(backbone, "cosine", steps=3)}
+    methods = {"baseline": transfer.FineTuner(backbone, steps=3),
+               "baselinepp": transfer.FineTuner(backbone, "cosine", steps=3)}
     results = transfer_experiments.compare_methods(methods, {"tiny": data}, episodes=2, progress=False)
     assert isinstance(transfer_widgets.comparison_figure(results), Figure)
     table = transfer_experiments.layers_table(backbone, {"tiny": data}, "linear", episodes=2, progress=False, steps=3)
