@@ -46,6 +46,17 @@ def test_maml_family_benchmark_quick_prints_a_result_line():
     assert f"device: {metakit.device()}" in stdout.splitlines()
 
 
+def test_fomaml_benchmark_quick_prints_a_result_line():
+    stdout, result = run_quick("fomaml.py")
+    assert list(result) == ["maml", "fomaml", "fomaml_5steps", "fomaml_3x", "gap_task_fresh", "gap_batch_fresh",
+                            "gap_task_trained", "gap_batch_trained"]
+    for key in ("maml", "fomaml", "fomaml_5steps", "fomaml_3x"):
+        check_accuracy(key, result[key])
+    for key in ("gap_task_fresh", "gap_batch_fresh", "gap_task_trained", "gap_batch_trained"):
+        assert 0 < float(result[key]) < 10, (key, result[key])  # FOMAML differs from MAML, by a finite amount
+    assert "fomaml_3x: 15 meta-iterations" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
+
+
 def test_continual_benchmark_quick_prints_a_result_line():
     stdout, result = run_quick("continual.py")
     assert list(result) == ["naive_acc", "ewc_acc", "replay_acc", "gem_acc", "agem_acc", "gem_bwt",
