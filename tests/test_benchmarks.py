@@ -54,7 +54,7 @@ def test_fomaml_benchmark_quick_prints_a_result_line():
         check_accuracy(key, result[key])
     for key in ("gap_task_fresh", "gap_batch_fresh", "gap_task_trained", "gap_batch_trained"):
         assert 0 < float(result[key]) < 10, (key, result[key])  # FOMAML differs from MAML, by a finite amount
-    assert "fomaml_3x: 15 meta-iterations" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
+    assert "fomaml_3x      15 meta-iterations" in stdout and f"device: {metakit.device()}" in stdout.splitlines()
 
 
 def test_continual_benchmark_quick_prints_a_result_line():
