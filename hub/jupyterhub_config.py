@@ -59,7 +59,8 @@ c.Authenticator.admin_users = ADMINS
 
 # -- each learner's server: their own process, as their own account, in their own home.
 c.JupyterHub.spawner_class = "localprocess"
-c.Spawner.cmd = [classroom.learner_python(STATE), "-m", "jupyterhub.singleuser"]
+LEARNER_PYTHON = classroom.learner_python(STATE)
+c.Spawner.cmd = [LEARNER_PYTHON, "-m", "jupyterhub.singleuser"]
 c.Spawner.notebook_dir = "~/metakit"
 c.Spawner.default_url = "/lab"
 # Two cores and twenty learners importing torch at once: a server may take a minute to answer.
@@ -72,6 +73,10 @@ c.Spawner.environment = {
     "MKL_NUM_THREADS": os.environ.get("METAKIT_HUB_THREADS", "1"),
     "METAKIT_DATA": DATA,  # glyph cache, built once by `make hub`, read-only to learners
 }
+if LEARNER_PYTHON != sys.executable:  # the shim's prefix has no Jupyter config or Lab assets of its own
+    c.Spawner.environment.update({"JUPYTER_CONFIG_PATH": f"{sys.prefix}/etc/jupyter",
+                                  "JUPYTER_PATH": f"{sys.prefix}/share/jupyter",
+                                  "JUPYTERLAB_DIR": f"{sys.prefix}/share/jupyter/lab"})
 c.Spawner.env_keep = ["PATH", "PYTHONPATH", "LANG", "LC_ALL", "METAKIT_QUICK", "MPLBACKEND"]
 # LocalProcessSpawner cannot enforce these (it only passes MEM_LIMIT to the server); systemdspawner
 # (one machine, cgroups) or KubeSpawner (Zero to JupyterHub) does.
