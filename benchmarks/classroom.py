@@ -147,26 +147,30 @@ def main():
     failed_setups = sum(1 for r in records.values() if "setup_error" in r)
     failed_moves = sum(r.get("failed_moves", 0) for r in records.values())
 
+    nan = float("nan")
+
     def q(xs, p):
-        return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+        return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else nan
+
+    def med(xs):
+        return statistics.median(xs) if xs else nan
 
     for n, r in records.items():
         problems = {k: v for k, v in r.items() if k.endswith("error") or k == "kernel_lost"}
         if problems:
             print(n, problems)
     print(f"learners {args.learners} on {os.cpu_count()} cores; run {wall:.0f} s; load average during it "
-          f"(1 min) mean {statistics.fmean(load) if load else float('nan'):.1f}, max {max(load, default=float('nan')):.1f}")
-    print(f"spawn s: median {statistics.median(spawns) if spawns else float('nan'):.1f}, max {max(spawns, default=float('nan')):.1f}")
-    print(f"setup (notebook 02 up to the widget, quick) s: median "
-          f"{statistics.median(setups) if setups else float('nan'):.1f}, max {max(setups, default=float('nan')):.1f}")
+          f"(1 min) mean {statistics.fmean(load) if load else nan:.1f}, max {max(load, default=nan):.1f}")
+    print(f"spawn s: median {med(spawns):.1f}, max {max(spawns, default=nan):.1f}")
+    print(f"setup (notebook 02 up to the widget, quick) s: median {med(setups):.1f}, "
+          f"max {max(setups, default=nan):.1f}")
     print(f"slider moves {len(latency)}: p50 {q(latency, 0.5):.3f} s, p95 {q(latency, 0.95):.3f} s, "
-          f"max {latency[-1] if latency else float('nan'):.3f} s; failed moves {failed_moves}, failed setups {failed_setups}")
-    print(f"memory per learner (USS, server + kernel) MiB: median {statistics.median(memory) if memory else float('nan'):.0f}, "
-          f"max {max(memory, default=float('nan')):.0f}")
+          f"max {max(latency, default=nan):.3f} s; failed moves {failed_moves}, failed setups {failed_setups}")
+    print(f"memory per learner (USS, server + kernel) MiB: median {med(memory):.0f}, "
+          f"max {max(memory, default=nan):.0f}")
     print(f"RESULT learners={args.learners} p50_s={q(latency, 0.5):.3f} p95_s={q(latency, 0.95):.3f} "
           f"failed_spawns={failed_spawns} kernel_deaths={deaths} failed_moves={failed_moves} "
-          f"spawn_max_s={max(spawns, default=float('nan')):.1f} mem_mib={statistics.median(memory) if memory else float('nan'):.0f}")
-
+          f"spawn_max_s={max(spawns, default=nan):.1f} mem_mib={med(memory):.0f}")
 
 if __name__ == "__main__":
     main()

@@ -49,6 +49,12 @@ def world_runnable(path) -> bool:
     return all(os.stat(p).st_mode & stat.S_IXOTH for p in path.parents)
 
 
+def readable_by_learners(path) -> bool:
+    """Whether every folder above ``path`` (and ``path`` itself) lets other users through."""
+    path = Path(os.path.realpath(path))
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents])
+
+
 def learner_python(state_dir) -> str:
     """An interpreter with this environment's packages that learner accounts can run.
 

@@ -139,7 +139,7 @@ class Hub:
                 pwd.getpwnam(name)
             except KeyError:
                 continue
-            subprocess.run(["userdel", "--remove", name], capture_output=True)
+            subprocess.run(["userdel", "--remove", name], capture_output=True, check=False)
         self.log.close()
         shutil.rmtree(self.state, ignore_errors=True)
         return killed

@@ -21,6 +21,9 @@ import classroom  # noqa: E402
 
 c = get_config()  # noqa: F821 (jupyterhub defines it)
 REPO = classroom.REPO
+if not classroom.readable_by_learners(REPO):
+    raise SystemExit(f"Learner accounts cannot read {REPO} (a folder above it is private, e.g. /root): "
+                     "clone metakit where everyone can read it (e.g. /srv/metakit) and run make hub there.")
 STATE = Path(os.environ.get("METAKIT_HUB_STATE") or REPO / ".cache" / "hub")
 STATE.mkdir(parents=True, exist_ok=True)
 SECRETS = STATE / "secrets"

@@ -33,6 +33,8 @@ def _why_not() -> str | None:
         return "the hub creates Unix accounts: run as root (CI does)"
     if not shutil.which("adduser") or not shutil.which("userdel"):
         return "adduser/userdel not found"
+    if any(not os.stat(p).st_mode & 0o001 for p in [REPO, *REPO.parents]):
+        return f"learner accounts cannot read {REPO}: a folder above it is private (clone it elsewhere)"
     if importlib.util.find_spec("jupyterhub") is None:
         return "jupyterhub is not installed (make test installs it)"
     if not (REPO / ".cache/hub-node/node_modules/.bin/configurable-http-proxy").exists():
@@ -102,7 +104,7 @@ def test_each_learner_runs_notebook_01_in_their_own_server(classroom):
 
     with ThreadPoolExecutor(len(learners)) as pool:
         assert all(pool.map(run, learners))
-    print(f"spawn seconds {['%.1f' % s for s in times['spawn_s']]}")
+    print("spawn seconds", [round(s, 1) for s in times["spawn_s"]])
 
 
 def test_the_instructor_gets_the_instructor_version(classroom):
