@@ -2,6 +2,7 @@
 #   make lab    install (once) and open JupyterLab on notebooks/
 #   make test   install (once) and run the tests and the notebooks (quick mode)
 #   make app    the notebooks as a Voila app: outputs and controls, no code (localhost only)
+#   make hub    a class on one machine: JupyterHub, one Unix account per learner (as root; README)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,7 @@ LAB_ARGS ?=
 APP_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: student student-check setup lab app test test-fast test-pythons bench gpu-check data clean mutants train
+.PHONY: student student-check setup lab app hub test test-fast test-pythons bench gpu-check data clean mutants train
 
 setup: $(STAMP)
 
@@ -32,6 +33,23 @@ lab: $(STAMP)
 # hides the code; a cell may take up to 10 minutes.
 app: $(STAMP)
 	$(BIN)/voila notebooks --Voila.ip=127.0.0.1 --VoilaExecutor.timeout=600 $(APP_ARGS)
+
+# The class hub (README, "A class on one hub"), not a dependency of the package: jupyterhub and its
+# idle culler pinned from PyPI, configurable-http-proxy pinned from npm into .cache/hub-node/.
+# Without npm the hub test in `make test` skips and says why.
+HUB_INSTALL = $(BIN)/python -c "import jupyterhub, jupyterhub_idle_culler" 2>/dev/null || $(BIN)/python -m pip install -q "jupyterhub==5.4.6" "jupyterhub-idle-culler==1.4.0" -c tools/constraints.txt; \
+	test -x .cache/hub-node/node_modules/.bin/configurable-http-proxy || { command -v npm >/dev/null && npm install -q --prefix .cache/hub-node --no-audit --no-fund "configurable-http-proxy@5.0.1"; } || echo "npm not found: no configurable-http-proxy, so no hub"
+# Learners log in with METAKIT_HUB_PASSWORD; the roster is METAKIT_HUB_USERS, instructors
+# METAKIT_HUB_ADMINS (hub/jupyterhub_config.py lists every setting), e.g.
+#   sudo make hub METAKIT_HUB_PASSWORD=... METAKIT_HUB_USERS="ada alan" METAKIT_HUB_ADMINS=grace
+# The glyph cache is built once here, by root, and read by every learner.
+HUB_ARGS ?=
+hub: $(STAMP)
+	$(NBGRADER)
+	$(HUB_INSTALL)
+	$(BIN)/python -c "import metakit; metakit.load_glyphs('background'); metakit.load_glyphs('evaluation')"
+	METAKIT_HUB_PASSWORD="$(METAKIT_HUB_PASSWORD)" METAKIT_HUB_USERS="$(METAKIT_HUB_USERS)" METAKIT_HUB_ADMINS="$(METAKIT_HUB_ADMINS)" \
+	  $(BIN)/jupyterhub -f hub/jupyterhub_config.py $(HUB_ARGS)
 
 # Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
 # nbgrader is not a dependency of the package: `make student` and `make test` install it (pinned).
@@ -53,6 +71,7 @@ student-check: $(STAMP)
 test: $(STAMP)
 	$(NBGRADER)
 	$(RUFF)
+	$(HUB_INSTALL)
 	METAKIT_QUICK=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 test-fast: $(STAMP)
