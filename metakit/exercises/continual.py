@@ -10,7 +10,7 @@ import torch
 
 from metakit.continual.oml import online_head_step
 from metakit.continual.stream import continual_metrics
-from metakit.exercises.core import _call, compare, report
+from metakit.exercises.core import _call, check_prediction, compare, report  # noqa: F401 (check_prediction: for the notebook)
 
 
 def _metrics_cases(seed: int = 7):
@@ -78,7 +78,8 @@ def agem_project(g: torch.Tensor, g_ref: torch.Tensor) -> torch.Tensor:
 def _agem_cases(seed: int = 11):
     gen = torch.Generator().manual_seed(seed)
     for dim, conflict in [(5, True), (5, False), (1, True), (40, True), (3, False)]:
-        g, g_ref = torch.randn(dim, generator=gen, dtype=torch.float64), torch.randn(dim, generator=gen, dtype=torch.float64)
+        g = torch.randn(dim, generator=gen, dtype=torch.float64)
+        g_ref = torch.randn(dim, generator=gen, dtype=torch.float64)
         if (g @ g_ref < 0) != conflict:
             g_ref = -g_ref
         yield g, g_ref, conflict

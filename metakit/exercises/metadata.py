@@ -10,7 +10,7 @@ import torch.nn as nn
 from metakit.exercises.core import _call, check_prediction, compare, report  # noqa: F401 (check_prediction: for the notebook)
 from metakit.metadata.columns import generate_column
 from metakit.metadata.encoder import encode_columns
-from metakit.metadata.rules import RULES, rule_signature, value_rules
+from metakit.metadata.rules import RULES, rule_signature
 
 
 def _signature_cases():
@@ -44,7 +44,8 @@ def check_rule_signature(fn: Callable) -> Callable:
     return fn if ok else rule_signature
 
 
-def signature_logits(s_support: torch.Tensor, y_support: torch.Tensor, s_query: torch.Tensor, n_way: int) -> torch.Tensor:
+def signature_logits(s_support: torch.Tensor, y_support: torch.Tensor, s_query: torch.Tensor,
+                     n_way: int) -> torch.Tensor:
     """Reference: minus the L1 distance of each query signature to each type's mean support signature
     (:class:`metakit.metadata.rules.RuleSignatureClassifier`'s rule, without its tie-breaking noise).
 

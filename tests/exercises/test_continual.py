@@ -11,12 +11,14 @@ from metakit.exercises import continual as ex
 
 def bwt_over_all_tasks(R, b):
     T = len(R)
-    return {"acc": R[-1].mean(), "bwt": np.mean(R[-1] - np.diag(R)), "fwt": np.mean([R[j - 1, j] - b[j] for j in range(1, T)])}
+    return {"acc": R[-1].mean(), "bwt": np.mean(R[-1] - np.diag(R)),
+            "fwt": np.mean([R[j - 1, j] - b[j] for j in range(1, T)])}
 
 
 def fwt_from_diagonal(R, b):
     T = len(R)
-    return {"acc": R[-1].mean(), "bwt": np.mean(R[-1, :-1] - np.diag(R)[:-1]), "fwt": np.mean([R[j, j] - b[j] for j in range(1, T)])}
+    return {"acc": R[-1].mean(), "bwt": np.mean(R[-1, :-1] - np.diag(R)[:-1]),
+            "fwt": np.mean([R[j, j] - b[j] for j in range(1, T)])}
 
 
 def acc_from_diagonal(R, b):
