@@ -82,7 +82,8 @@ def _split_problem(answer, x, y, k_shot) -> str | None:
             if wrong:
                 i = wrong[0]
                 return (f"The {name} set's correspondence is broken: its image {i} is an example of class "
-                        f"{int(y[rows[i]])} but carries the label {int(labels[i])} (images and labels must move together).")
+                        f"{int(y[rows[i]])} but carries the label {int(labels[i])} "
+                        "(images and labels must move together).")
         n_way = int(y.max()) + 1
         counts = torch.bincount(torch.as_tensor(answer[1]).long().flatten(), minlength=n_way).tolist()
         if counts != [k_shot] * n_way:
@@ -104,7 +105,8 @@ def check_split(fn: Callable) -> Callable:
         problem = problem or _split_problem(answer, x, y, k_shot)
         if problem:
             n_way = int(y.max()) + 1
-            problem = f"On a {n_way}-way {k_shot}-shot task with {len(y) // n_way - k_shot} queries per class: {problem}"
+            queries = len(y) // n_way - k_shot
+            problem = f"On a {n_way}-way {k_shot}-shot task with {queries} queries per class: {problem}"
             break
     ok = report("Support and query split", problem,
                 "sort the examples by label (torch.argsort(y, stable=True)); for each class keep its first "

@@ -138,7 +138,8 @@ def check_metasgd_step(fn: Callable) -> Callable:
         expected = metasgd_inner_step(_leaves(params), _leaves(lrs), x_s, y_s)
         problem = problem or _dict_problem(answer, expected, "The adapted")
         if problem is None:
-            both = {**{("p", n): v for n, v in _leaves(params).items()}, **{("lr", n): v for n, v in _leaves(lrs).items()}}
+            both = {**{("p", n): v for n, v in _leaves(params).items()},
+                    **{("lr", n): v for n, v in _leaves(lrs).items()}}
 
             def split(leaves):
                 return {n: leaves[("p", n)] for n in params}, {n: leaves[("lr", n)] for n in params}
@@ -190,7 +191,8 @@ def check_reptile_update(fn: Callable) -> Callable:
                         torch.stack([phi["w"] for phi in adapted]).sum(0) - theta["w"]), atol=1e-5):
                     problem = "It sums the adapted weights over the tasks instead of averaging them."
                 elif epsilon != 1.0 and torch.allclose(first, mean_w, atol=1e-5):
-                    problem = "It jumps all the way to the mean of the adapted weights: the step size epsilon is missing."
+                    problem = ("It jumps all the way to the mean of the adapted weights: "
+                               "the step size epsilon is missing.")
         if problem:
             problem = f"With {tasks} task(s) and epsilon={epsilon}: {problem}"
             break

@@ -15,7 +15,6 @@ def learner(monkeypatch):
 
 def split_sorts_x_only(x, y, k_shot):  # x reordered, y not: images and labels no longer match
     xs, ys, xq, yq = split_support_query(x, y, k_shot)
-    n_way = int(y.max()) + 1
     return xs, y[: len(ys)], xq, y[len(ys):]
 
 
