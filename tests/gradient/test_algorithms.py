@@ -209,3 +209,27 @@ def test_mamlpp_training_loss_is_the_annealed_multi_step_loss():
         mamlpp.train()
         mamlpp.iteration.fill_(100)                      # annealed: the last step alone
         torch.testing.assert_close(mamlpp.meta_loss(tasks)[0], final_only)
+
+
+# --- ANIL's and Reptile's arguments and messages (issue 22: mutation survivors) ----------------
+
+def test_anil_adapts_the_head_with_its_own_rate_and_steps():
+    """ANIL(inner_lr, inner_steps) reaches the inner loop: its adapted head is two steps of 0.4, and
+    its meta-loss is MAML's on the same head-only inner loop."""
+    model = tiny_conv4()
+    anil = ANIL(model, inner_lr=0.4, inner_steps=2)
+    x_support, y_support, _, _ = (t[0] for t in image_tasks())
+    theta = {n: p.detach() for n, p in anil.init_params().items()}
+    want = adapt(model, theta, x_support, y_support, inner_lr=0.4, steps=2, only=anil.head_names)
+    got = anil.adapt(x_support, y_support)
+    for n in anil.head_names:
+        torch.testing.assert_close(got[n], want[n])
+
+
+def test_anil_bad_heads_are_refused_with_a_message():
+    with pytest.raises(ValueError, match=r"^the model has no child module with parameters to use as the head; "
+                                         r"pass head=\.\.\.$"):
+        ANIL(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match=r"^the model has no parameters under 'tail'; its parameters are "
+                                         r"0\.weight, 0\.bias, 2\.weight, 2\.bias\.$"):
+        ANIL(nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)), head="tail")
