@@ -233,3 +233,19 @@ def test_anil_bad_heads_are_refused_with_a_message():
     with pytest.raises(ValueError, match=r"^the model has no parameters under 'tail'; its parameters are "
                                          r"0\.weight, 0\.bias, 2\.weight, 2\.bias\.$"):
         ANIL(nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)), head="tail")
+
+
+def test_reptile_is_first_order_with_several_steps_by_default():
+    """Reptile never differentiates through its inner steps: an adapted copy kept differentiable
+    moves one for one with theta (d phi / d theta = I, no Hessian term). Its defaults take 5 steps of 0.1."""
+    model = sine_mlp(hidden=8)
+    reptile = Reptile(model)
+    assert (reptile.inner_lr, reptile.inner_steps) == (0.1, 5)
+    x_support, y_support = (t[0] for t in sine_tasks(tasks=1)[:2])
+    phi = reptile.adapt(x_support, y_support, steps=3, create_graph=True)
+    weight = model[2].weight
+    (slope,) = torch.autograd.grad(phi["2.weight"].sum(), weight)
+    torch.testing.assert_close(slope, torch.ones_like(weight))
+    (second,) = torch.autograd.grad(MAML(model, inner_lr=0.1).adapt(x_support, y_support, steps=3,
+                                                                     create_graph=True)["2.weight"].sum(), weight)
+    assert not torch.allclose(second, torch.ones_like(weight))   # the check can tell the two apart
