@@ -249,3 +249,15 @@ def test_reptile_is_first_order_with_several_steps_by_default():
     (second,) = torch.autograd.grad(MAML(model, inner_lr=0.1).adapt(x_support, y_support, steps=3,
                                                                      create_graph=True)["2.weight"].sum(), weight)
     assert not torch.allclose(second, torch.ones_like(weight))   # the check can tell the two apart
+
+
+def test_reptile_passes_loss_fn_on_to_the_inner_loop():
+    """Reptile(loss_fn=...) adapts with that loss: here L1, so the reported query loss is the L1 loss
+    of the networks adapted with L1 steps (the default for float targets would be MSE)."""
+    from metakit.gradient.functional import meta_loss as functional_meta_loss
+    model = sine_mlp(hidden=8)
+    tasks = sine_tasks(tasks=2)
+    _, metrics = Reptile(model, inner_lr=0.02, inner_steps=3, loss_fn=F.l1_loss, vectorize=False).meta_loss(tasks)
+    want = functional_meta_loss(model, dict(model.named_parameters()), tasks, inner_lr=0.02, steps=3,
+                                loss_fn=F.l1_loss, first_order=True, vectorize=False).loss
+    assert metrics["loss"] == pytest.approx(want.item(), rel=1e-5)
