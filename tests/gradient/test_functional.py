@@ -273,3 +273,40 @@ def test_meta_loss_picks_vmap_by_model_and_returns_adapted_only_when_asked(monke
     assert used_vmap(conv, image_tasks(), vectorize=True)[0]
     assert not used_vmap(mlp, sine_tasks(tasks=2), loss_fn=F.mse_loss, vectorize=False)[0]
     assert used_vmap(mlp, sine_tasks(tasks=2), loss_fn=F.mse_loss, keep_adapted=True)[1].adapted["0.weight"].shape[0] == 2
+
+
+def test_meta_loss_passes_only_step_indices_and_the_weighted_steps():
+    """meta_loss adapts only the ``only`` parameters; calls the forward with the inner step's index
+    (support at step k uses k, the query after the last step uses steps - 1: MAML++'s per-step
+    BatchNorm rows); weights the query losses after each step; returns the last step's outputs and
+    parameters, which are adapt's."""
+    torch.manual_seed(0)
+    model = sine_mlp(hidden=8)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    tasks = sine_tasks(tasks=1)
+    module_forward, seen = functional_forward(model), []
+
+    def forward(p, x, step):
+        seen.append((len(x), step))
+        return module_forward(p, x)
+
+    kwargs = dict(inner_lr=0.05, steps=3, loss_fn=F.mse_loss, vectorize=False, keep_adapted=True)
+    last = meta_loss(forward, params, tasks, **kwargs)
+    n_support, n_query = tasks[0].shape[1], tasks[2].shape[1]
+    assert seen == [(n_support, 0), (n_support, 1), (n_support, 2), (n_query, 2)]
+    phi = adapt(model, params, tasks[0][0], tasks[1][0], inner_lr=0.05, steps=3, loss_fn=F.mse_loss)
+    for n in params:
+        torch.testing.assert_close(last.adapted[n][0], phi[n])
+    seen.clear()
+    weighted = meta_loss(forward, params, tasks, step_weights=[0.2, 0.3, 0.5], **kwargs)
+    assert seen[3:] == [(n_query, 0), (n_query, 1), (n_query, 2)]
+    torch.testing.assert_close(weighted.outputs, last.outputs)
+    queries = [F.mse_loss(module_forward(adapt(model, params, tasks[0][0], tasks[1][0], inner_lr=0.05, steps=k,
+                                               loss_fn=F.mse_loss), tasks[2][0]), tasks[3][0]) for k in (1, 2, 3)]
+    torch.testing.assert_close(weighted.loss, 0.2 * queries[0] + 0.3 * queries[1] + 0.5 * queries[2])
+    torch.testing.assert_close(last.loss, queries[2])
+
+    head = ["4.weight", "4.bias"]
+    only = meta_loss(model, params, tasks, only=head, **kwargs)
+    for n in params:
+        assert torch.equal(only.adapted[n][0], params[n]) == (n not in head), n
