@@ -177,3 +177,33 @@ def _features(model, p, x):
     if isinstance(model, ANML):
         out = out * torch.sigmoid(torch.func.functional_call(model.nm, part("nm"), (x,)))
     return out
+
+
+@pytest.mark.parametrize("cls", [OnlineLearner, ANML])
+def test_meta_train_online_steps_along_the_outer_losss_gradient(cls):
+    """One meta-step of meta_train_online is one Adam step on outer_loss (the new classes' rows
+    zeroed, one online step per trajectory image, differentiated through those steps) for the
+    episode its seed draws: Adam's first step moves every parameter by -meta_lr * g / (|g| + eps)."""
+    data = tiny_dataset()
+    torch.manual_seed(0)
+    model = cls(data.num_classes, width=4, **({"nm_width": 2} if cls is ANML else {}))
+    # the episode meta_train_online draws from seed 3 with classes=2, shots=3, remember=4
+    g = torch.Generator().manual_seed(3)
+    chosen = torch.randperm(data.num_classes, generator=g)[:2].tolist()
+    rows = [data.labels_to_indices[c][i] for c in chosen
+            for i in torch.randperm(len(data.labels_to_indices[c]), generator=g)[:3].tolist()]
+    rows += torch.randint(len(data), (4,), generator=g).tolist()
+    x, y = torch.stack([data[i][0] for i in rows]), torch.tensor([data[i][1] for i in rows])
+    params = dict(model.named_parameters())
+    loss = outer_loss(model.features(x), params["head.weight"], params["head.bias"], params["log_inner_lr"], y, 6)
+    grads = dict(zip(params, torch.autograd.grad(loss, list(params.values()))))
+    before = {n: p.detach().clone() for n, p in params.items()}
+    info = meta_train_online(model, data, steps=1, classes=2, shots=3, remember=4, meta_lr=1e-3, seed=3,
+                             progress=False)
+    assert info["loss"][0] == pytest.approx(loss.item(), rel=1e-5)
+    moved = 0
+    for n, p in model.named_parameters():
+        step = p.detach() - before[n]
+        torch.testing.assert_close(step, -1e-3 * grads[n] / (grads[n].abs() + 1e-8), rtol=1e-3, atol=1e-6)
+        moved += int((grads[n].abs() > 1e-5).sum())  # where g >> eps, Adam's first step is +-meta_lr
+    assert moved > 500                               # not a check of zeros

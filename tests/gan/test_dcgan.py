@@ -147,3 +147,20 @@ def test_generator_extra_is_added_to_the_generator_loss():
                               progress=False, generator_extra=extra)
         losses.append(h["g_loss"][0])
     assert losses[1] == pytest.approx(losses[0] + 5.0, abs=1e-5)
+
+
+def test_both_players_take_adams_first_step_of_the_given_lr():
+    """Both optimisers use ``lr`` (Adam's first step moves each weight by lr * g / (|g| + eps),
+    so +-lr wherever the gradient is not tiny), not Adam's default 1e-3."""
+    from metakit.gan.dcgan import train_adversarial
+
+    torch.manual_seed(0)
+    generator = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 28, 28)))
+    discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+    real, z = (torch.rand(16, 1, 28, 28) > 0.7).float(), torch.randn(16, 4)
+    before = [p.detach().clone() for p in (generator[0].weight, discriminator[1].weight)]
+    train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=3e-4, progress=False)
+    for p, p0 in zip((generator[0].weight, discriminator[1].weight), before):
+        step = (p.detach() - p0).abs()
+        assert step.max().item() == pytest.approx(3e-4, rel=1e-3)
+        assert (step > 2e-4).float().mean() > 0.5

@@ -209,3 +209,55 @@ def test_mamlpp_training_loss_is_the_annealed_multi_step_loss():
         mamlpp.train()
         mamlpp.iteration.fill_(100)                      # annealed: the last step alone
         torch.testing.assert_close(mamlpp.meta_loss(tasks)[0], final_only)
+
+
+# --- ANIL's and Reptile's arguments and messages (issue 22: mutation survivors) ----------------
+
+def test_anil_adapts_the_head_with_its_own_rate_and_steps():
+    """ANIL(inner_lr, inner_steps) reaches the inner loop: its adapted head is two steps of 0.4, and
+    its meta-loss is MAML's on the same head-only inner loop."""
+    model = tiny_conv4()
+    anil = ANIL(model, inner_lr=0.4, inner_steps=2)
+    x_support, y_support, _, _ = (t[0] for t in image_tasks())
+    theta = {n: p.detach() for n, p in anil.init_params().items()}
+    want = adapt(model, theta, x_support, y_support, inner_lr=0.4, steps=2, only=anil.head_names)
+    got = anil.adapt(x_support, y_support)
+    for n in anil.head_names:
+        torch.testing.assert_close(got[n], want[n])
+
+
+def test_anil_bad_heads_are_refused_with_a_message():
+    with pytest.raises(ValueError, match=r"^the model has no child module with parameters to use as the head; "
+                                         r"pass head=\.\.\.$"):
+        ANIL(nn.Sequential(nn.ReLU()))
+    with pytest.raises(ValueError, match=r"^the model has no parameters under 'tail'; its parameters are "
+                                         r"0\.weight, 0\.bias, 2\.weight, 2\.bias\.$"):
+        ANIL(nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)), head="tail")
+
+
+def test_reptile_is_first_order_with_several_steps_by_default():
+    """Reptile never differentiates through its inner steps: an adapted copy kept differentiable
+    moves one for one with theta (d phi / d theta = I, no Hessian term). Its defaults take 5 steps of 0.1."""
+    model = sine_mlp(hidden=8)
+    reptile = Reptile(model)
+    assert (reptile.inner_lr, reptile.inner_steps) == (0.1, 5)
+    x_support, y_support = (t[0] for t in sine_tasks(tasks=1)[:2])
+    phi = reptile.adapt(x_support, y_support, steps=3, create_graph=True)
+    weight = model[2].weight
+    (slope,) = torch.autograd.grad(phi["2.weight"].sum(), weight)
+    torch.testing.assert_close(slope, torch.ones_like(weight))
+    (second,) = torch.autograd.grad(MAML(model, inner_lr=0.1).adapt(x_support, y_support, steps=3,
+                                                                     create_graph=True)["2.weight"].sum(), weight)
+    assert not torch.allclose(second, torch.ones_like(weight))   # the check can tell the two apart
+
+
+def test_reptile_passes_loss_fn_on_to_the_inner_loop():
+    """Reptile(loss_fn=...) adapts with that loss: here L1, so the reported query loss is the L1 loss
+    of the networks adapted with L1 steps (the default for float targets would be MSE)."""
+    from metakit.gradient.functional import meta_loss as functional_meta_loss
+    model = sine_mlp(hidden=8)
+    tasks = sine_tasks(tasks=2)
+    _, metrics = Reptile(model, inner_lr=0.02, inner_steps=3, loss_fn=F.l1_loss, vectorize=False).meta_loss(tasks)
+    want = functional_meta_loss(model, dict(model.named_parameters()), tasks, inner_lr=0.02, steps=3,
+                                loss_fn=F.l1_loss, first_order=True, vectorize=False).loss
+    assert metrics["loss"] == pytest.approx(want.item(), rel=1e-5)

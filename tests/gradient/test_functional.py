@@ -159,3 +159,154 @@ def test_decomposed_batch_norm_matches_the_fused_kernel():
     with DecomposedBatchNorm():
         decomposed = bn(x)
     torch.testing.assert_close(decomposed, bn(x), rtol=1e-5, atol=1e-5)
+
+
+# --- adapt's and meta_loss's arguments, pinned by behaviour (issue 22: mutation survivors) ------
+
+def test_adapt_is_second_order_unless_first_order_is_asked():
+    """By default the adapted parameters depend on theta through the inner gradients too
+    (d phi / d theta = I - alpha H); first_order=True makes them move one for one with theta."""
+    model = sine_mlp(hidden=8)
+    params = dict(model.named_parameters())
+    x_support, y_support, _, _ = (t[0] for t in sine_tasks(tasks=1))
+    weight = params["2.weight"]
+    slopes = {}
+    for first_order in (False, True):
+        kwargs = {} if first_order is False else {"first_order": True}
+        phi = adapt(model, params, x_support, y_support, inner_lr=0.1, steps=2, loss_fn=F.mse_loss, **kwargs)
+        slopes[first_order] = torch.autograd.grad(phi["2.weight"].sum(), weight)[0]
+    torch.testing.assert_close(slopes[True], torch.ones_like(weight))
+    assert (slopes[False] - 1).abs().max() > 1e-3
+
+
+def test_adapt_returns_the_last_of_its_steps():
+    """Three steps of adapt are two steps, then one more from there (not the second or first step)."""
+    model = sine_mlp(hidden=8)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    x_support, y_support, _, _ = (t[0] for t in sine_tasks(tasks=1))
+    kwargs = dict(inner_lr=0.05, loss_fn=F.mse_loss)
+    three = adapt(model, params, x_support, y_support, steps=3, **kwargs)
+    two_then_one = adapt(model, adapt(model, params, x_support, y_support, steps=2, **kwargs),
+                         x_support, y_support, steps=1, **kwargs)
+    for n in params:
+        torch.testing.assert_close(three[n], two_then_one[n])
+    assert not torch.allclose(three["4.bias"], adapt(model, params, x_support, y_support, steps=2, **kwargs)["4.bias"])
+
+
+def test_per_param_lr_sets_each_parameters_rate():
+    """A per-parameter rate replaces inner_lr for that parameter, in adapt and in meta_loss: a rate
+    of zero keeps the parameter where it was, the others take the plain step of inner_lr."""
+    model = sine_mlp(hidden=8)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    tasks = sine_tasks(tasks=1)
+    x_support, y_support = tasks[0][0], tasks[1][0]
+    rates = {"0.weight": torch.tensor(0.0), "4.bias": torch.tensor(0.3)}
+    got = adapt(model, params, x_support, y_support, inner_lr=0.05, steps=1, loss_fn=F.mse_loss, per_param_lr=rates)
+    grads = torch.func.grad(lambda p: F.mse_loss(torch.func.functional_call(model, p, (x_support,)), y_support))(params)
+    for n in params:
+        rate = rates[n] if n in rates else 0.05
+        torch.testing.assert_close(got[n], params[n] - rate * grads[n])
+    run = meta_loss(model, params, tasks, inner_lr=0.05, steps=1, loss_fn=F.mse_loss, per_param_lr=rates,
+                    vectorize=False, keep_adapted=True)
+    for n in params:
+        torch.testing.assert_close(run.adapted[n][0], got[n])
+
+
+def test_diverging_learned_rates_are_described_in_the_message():
+    """With learned rates the message gives their range (per step, per parameter, or Meta-SGD's
+    dict given as inner_lr); a single learned rate is named as inner_lr."""
+    torch.manual_seed(0)
+    model = sine_mlp(hidden=4)
+    params = dict(model.named_parameters())
+    x_support, y_support, _, _ = (t[0] for t in sine_tasks(tasks=1))
+    names = list(params)
+    per_param = {n: torch.tensor(2e6 if i else 1e6) for i, n in enumerate(names)}
+    cases = [({"per_step_lr": {n: torch.tensor([1e5, 3e5, 1e6]) for n in names}},
+              r"inner_lr=learned rates from 1e\+05 to 1e\+06; lower inner_lr\.$"),
+             ({"per_param_lr": per_param}, r"inner_lr=learned rates from 1e\+06 to 2e\+06; lower inner_lr\.$"),
+             ({"per_step_lr": torch.tensor([1e6, 2e6, 3e6])}, r"inner_lr=learned rates from 1e\+06 to 3e\+06"),
+             ({"inner_lr": per_param}, r"inner_lr=learned rates from 1e\+06 to 2e\+06")]
+    for kwargs, message in cases:
+        with pytest.raises(FloatingPointError, match=message):
+            adapt(model, params, x_support, y_support, steps=3, loss_fn=F.mse_loss, **{"inner_lr": 0.01, **kwargs})
+    with pytest.raises(FloatingPointError, match=r"at step 4 with inner_lr=4e\+06; lower inner_lr\.$"):
+        adapt(model, params, x_support, y_support, inner_lr=0.01, steps=6, loss_fn=F.mse_loss,
+              per_param_lr={"4.bias": torch.tensor(4e6)})
+    with pytest.raises(FloatingPointError, match=r"with inner_lr=learned rates from 4e\+06 to 4e\+06; lower"):
+        adapt(model, params, x_support, y_support, inner_lr=0.01, steps=6, loss_fn=F.mse_loss,
+              per_param_lr={"4.bias": torch.tensor(4e6), "4.weight": torch.tensor(4e6)})
+
+
+def test_a_forward_function_works_in_place_of_a_module():
+    """adapt, meta_loss and default_vectorize take a ``forward(params, x, step)`` function as well as
+    a module (MAML++ passes one); a function is vectorised by default and gives the module's numbers."""
+    model = sine_mlp(hidden=8)
+    params = dict(model.named_parameters())
+    forward = functional_forward(model)
+    del forward.batch_norm                       # a bare function says nothing about BatchNorm
+    assert default_vectorize(forward) is True
+    tasks = sine_tasks(tasks=2)
+    kwargs = dict(inner_lr=0.05, steps=2, loss_fn=F.mse_loss)
+    torch.testing.assert_close(meta_loss(forward, params, tasks, **kwargs).loss, meta_loss(model, params, tasks, **kwargs).loss)
+    x_support, y_support = tasks[0][0], tasks[1][0]
+    torch.testing.assert_close(adapt(forward, params, x_support, y_support, **kwargs)["0.weight"],
+                               adapt(model, params, x_support, y_support, **kwargs)["0.weight"])
+
+
+def test_meta_loss_picks_vmap_by_model_and_returns_adapted_only_when_asked(monkeypatch):
+    """vectorize=None follows default_vectorize (vmap for an MLP, the loop for a conv net);
+    True or False is obeyed; the adapted parameters come back only with keep_adapted=True."""
+    import metakit.gradient.functional as functional
+    calls = []
+    real_vmap = functional.vmap
+    monkeypatch.setattr(functional, "vmap", lambda *a, **k: calls.append(1) or real_vmap(*a, **k))
+
+    def used_vmap(model, tasks, **kwargs):
+        calls.clear()
+        out = meta_loss(model, dict(model.named_parameters()), tasks, inner_lr=0.01, steps=1, **kwargs)
+        return bool(calls), out
+
+    mlp, conv = sine_mlp(hidden=4), tiny_conv4()
+    vmapped, out = used_vmap(mlp, sine_tasks(tasks=2), loss_fn=F.mse_loss)
+    assert vmapped and out.adapted is None
+    assert not used_vmap(conv, image_tasks())[0]
+    assert used_vmap(conv, image_tasks(), vectorize=True)[0]
+    assert not used_vmap(mlp, sine_tasks(tasks=2), loss_fn=F.mse_loss, vectorize=False)[0]
+    assert used_vmap(mlp, sine_tasks(tasks=2), loss_fn=F.mse_loss, keep_adapted=True)[1].adapted["0.weight"].shape[0] == 2
+
+
+def test_meta_loss_passes_only_step_indices_and_the_weighted_steps():
+    """meta_loss adapts only the ``only`` parameters; calls the forward with the inner step's index
+    (support at step k uses k, the query after the last step uses steps - 1: MAML++'s per-step
+    BatchNorm rows); weights the query losses after each step; returns the last step's outputs and
+    parameters, which are adapt's."""
+    torch.manual_seed(0)
+    model = sine_mlp(hidden=8)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    tasks = sine_tasks(tasks=1)
+    module_forward, seen = functional_forward(model), []
+
+    def forward(p, x, step):
+        seen.append((len(x), step))
+        return module_forward(p, x)
+
+    kwargs = dict(inner_lr=0.05, steps=3, loss_fn=F.mse_loss, vectorize=False, keep_adapted=True)
+    last = meta_loss(forward, params, tasks, **kwargs)
+    n_support, n_query = tasks[0].shape[1], tasks[2].shape[1]
+    assert seen == [(n_support, 0), (n_support, 1), (n_support, 2), (n_query, 2)]
+    phi = adapt(model, params, tasks[0][0], tasks[1][0], inner_lr=0.05, steps=3, loss_fn=F.mse_loss)
+    for n in params:
+        torch.testing.assert_close(last.adapted[n][0], phi[n])
+    seen.clear()
+    weighted = meta_loss(forward, params, tasks, step_weights=[0.2, 0.3, 0.5], **kwargs)
+    assert seen[3:] == [(n_query, 0), (n_query, 1), (n_query, 2)]
+    torch.testing.assert_close(weighted.outputs, last.outputs)
+    queries = [F.mse_loss(module_forward(adapt(model, params, tasks[0][0], tasks[1][0], inner_lr=0.05, steps=k,
+                                               loss_fn=F.mse_loss), tasks[2][0]), tasks[3][0]) for k in (1, 2, 3)]
+    torch.testing.assert_close(weighted.loss, 0.2 * queries[0] + 0.3 * queries[1] + 0.5 * queries[2])
+    torch.testing.assert_close(last.loss, queries[2])
+
+    head = ["4.weight", "4.bias"]
+    only = meta_loss(model, params, tasks, only=head, **kwargs)
+    for n in params:
+        assert torch.equal(only.adapted[n][0], params[n]) == (n not in head), n

@@ -85,3 +85,74 @@ def test_meta_gradient_through_the_qp_matches_finite_differences():
     (grad,) = torch.autograd.grad(loss(), weight)
     d = torch.randn(weight.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     assert (grad * d).sum().item() == pytest.approx(central_difference(loss, weight, d, 1e-5), rel=1e-4)
+
+
+# --- the QP's data, the KKT checker and the solver's arguments, pinned (issue 22: mutation testing) --
+
+def test_svm_dual_qp_builds_the_documented_matrices_in_float64():
+    """Two support points, three classes (the last one absent, so n_way must come from the argument):
+    Q = (Z Z^T) kron I + ridge I, p = -Y, G = I, h = C Y, A a = b sums each example's row to 0."""
+    z = torch.tensor([[1.0, 2.0], [0.5, -1.0]])
+    y = torch.tensor([0, 1])
+    Q, p, G, h, A, b = svm_dual_qp(z, y, 3, C=0.25, ridge=0.5)
+    assert all(t.dtype == torch.float64 for t in (Q, p, G, h, A, b))
+    gram = torch.tensor([[5.0, -1.5], [-1.5, 1.25]], dtype=torch.float64)
+    want_q = torch.zeros(6, 6, dtype=torch.float64)
+    for i in range(2):
+        for j in range(2):
+            for k in range(3):
+                want_q[3 * i + k, 3 * j + k] = gram[i, j]
+    want_q += 0.5 * torch.eye(6, dtype=torch.float64)
+    one_hot = torch.tensor([1.0, 0, 0, 0, 1, 0], dtype=torch.float64)
+    torch.testing.assert_close(Q, want_q)
+    torch.testing.assert_close(p, -one_hot)
+    torch.testing.assert_close(G, torch.eye(6, dtype=torch.float64))
+    torch.testing.assert_close(h, 0.25 * one_hot)
+    torch.testing.assert_close(A, torch.tensor([[1.0, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=torch.float64))
+    torch.testing.assert_close(b, torch.zeros(2, dtype=torch.float64))
+
+
+def test_svm_dual_qp_stays_on_the_embeddings_device():
+    """Every matrix is made on z's device (checked on PyTorch's "meta" device, which needs no GPU)."""
+    z = torch.empty(4, 3, device="meta")
+    Q, _, G, _, A, b = svm_dual_qp(z, torch.tensor([0, 1, 0, 1]), 2)
+    assert {t.device.type for t in (Q, G, A, b)} == {"meta"}
+
+
+def test_kkt_residuals_report_each_condition_by_name():
+    """At a = h every box is active: nothing left to check for stationarity, and each example's
+    row sums to C instead of the equality's right-hand side b (here 0, then shifted to C)."""
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    Q, p, G, h, A, b = svm_dual_qp(z, torch.tensor([0, 1, 0, 1]), 2, C=0.1)
+    residuals = svm_kkt_residuals(h, Q, p, h, A, b)
+    assert set(residuals) == {"primal", "stationarity", "dual", "complementarity"}
+    assert residuals["stationarity"] == 0.0 and residuals["complementarity"] == 0.0
+    assert residuals["primal"] == pytest.approx(0.1)
+    assert svm_kkt_residuals(h, Q, p, h, A, b + 0.1)["primal"] == pytest.approx(0.0, abs=1e-12)
+    assert svm_kkt_residuals(h, Q, p, h, A, b - 0.1)["primal"] == pytest.approx(0.2)
+
+
+def test_fit_support_passes_C_and_max_iter_to_the_qp_quietly(capsys):
+    """The box is C (not the default 0.1); one interior-point iteration is far from the optimum that
+    thirty reach, so max_iter reaches the solver; and a converged solve prints nothing."""
+    x_support, y_support, _ = episode(n_way=3, k_shot=2)
+    torch.manual_seed(0)
+    backbone = Conv4(hidden=8)
+    model = MetaOptNet(backbone, C=0.5, max_iter=1)
+    model.fit_support(x_support, y_support)
+    assert model.qp[3].max().item() == 0.5
+    rough = svm_kkt_residuals(model.alpha, *model.qp[:2], *model.qp[3:])
+    capsys.readouterr()                                 # qpth prints its own note on the rough solve
+    model.max_iter = 30
+    model.fit_support(x_support, y_support)
+    fine = svm_kkt_residuals(model.alpha, *model.qp[:2], *model.qp[3:])
+    assert max(fine.values()) < 1e-4 < max(rough.values())
+    assert capsys.readouterr().out == ""
+
+
+def test_documented_defaults():
+    """C=0.1 and 15 solver iterations as in Lee et al. (2019); the logits' scale starts at 1."""
+    model = MetaOptNet(nn.Flatten())
+    assert (model.C, model.max_iter, model.scale.item()) == (0.1, 15, 1.0)
+    with pytest.raises(RuntimeError, match="fit_support"):
+        model(torch.rand(2, 1, 2, 2))

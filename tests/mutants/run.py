@@ -46,6 +46,10 @@ MODULES = {
     "metakit/meta_augmentation/learned.py": ["tests/meta_augmentation/test_learned.py"],
     "metakit/meta_augmentation/nme.py": ["tests/meta_augmentation/test_nme.py"],
     "metakit/episodes.py": ["tests/test_episodes.py"],
+    # wired up but not yet measured (see tests/mutants/README.md)
+    "metakit/gradient/maml.py": ["tests/gradient/test_algorithms.py"],
+    "metakit/gradient/vmap_batchnorm.py": ["tests/gradient/test_functional.py"],
+    "metakit/continual/stream.py": ["tests/continual/test_stream_and_methods.py"],
 }
 
 KILLED = {1, 3, 36, 24, -24, 152, 255}   # test failure, pytest internal error, timeouts (mutmut's codes)
