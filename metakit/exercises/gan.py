@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from metakit.exercises.core import _call, compare, report
+from metakit.exercises.core import _call, check_prediction, compare, report  # noqa: F401 (check_prediction: for the notebook)
 from metakit.gan.augmentation import augment
 from metakit.gan.dcgan import discriminator_loss, generator_loss
 

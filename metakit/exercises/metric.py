@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metakit.exercises.core import _call, compare, report
+from metakit.exercises.core import _call, check_prediction, compare, report  # noqa: F401 (check_prediction: for the notebook)
 from metakit.metric.matching import MatchingNetwork
 from metakit.metric.protonet import PrototypicalNetwork
 
