@@ -102,3 +102,12 @@ def shared_omniglot():
         skip_or_fail("the real Omniglot subset (../shared/data/omniglot/images_background_small1.zip) is not here",
                      "METAKIT_SHARED_REQUIRED")
     return load_image_folder(path)
+
+
+def assert_falls_back(check, wrong, reference, capsys, words: str = "") -> str:
+    """An exercise check given a wrong answer: it returns the reference for the rest of the notebook
+    and prints "not yet", ``words`` (what names the mistake), a hint, and that the reference takes over."""
+    assert check(wrong) is reference  # the notebook goes on with the reference
+    out = capsys.readouterr().out
+    assert "not yet" in out and words in out and "Hint:" in out and "reference" in out, out
+    return out

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from metakit.exercises import ExerciseError
 from metakit.exercises import transfer as ex
+from helpers import assert_falls_back
 
 
 def no_scale(z, weight, scale):
@@ -96,9 +97,7 @@ def test_prototype_head_gives_the_prototype_probabilities():
     (ex.check_prototype_head, stub, ex.prototype_head, "pair"),
 ])
 def test_checks_catch(check, wrong, reference, words, capsys):
-    assert check(wrong) is reference  # the notebook goes on with the reference
-    out = capsys.readouterr().out
-    assert "not yet" in out and words in out and "Hint:" in out and "reference" in out
+    assert_falls_back(check, wrong, reference, capsys, words)
 
 
 def test_grading_raises(monkeypatch):
