@@ -71,7 +71,8 @@ def _shuffle_problem(fn, y_support, y_query, n_way, generator) -> tuple[str | No
     for got, old, what in ((answer[0], y_support, "support"), (answer[1], y_query, "query")):
         if not isinstance(got, torch.Tensor) or got.shape != old.shape:
             shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            return f"The new {what} labels should have the shape of the old ones, {tuple(old.shape)}; got {shape}.", None
+            return (f"The new {what} labels should have the shape of the old ones, {tuple(old.shape)}; "
+                    f"got {shape}.", None)
         if got.is_floating_point():
             return f"The new {what} labels are floats; labels index classes, so keep them integers (long).", None
         if got.min() < 0 or got.max() >= n_way:
@@ -81,7 +82,8 @@ def _shuffle_problem(fn, y_support, y_query, n_way, generator) -> tuple[str | No
         return ("Two examples of the same class got different new labels: relabel classes, not examples "
                 "(a permutation of the labels, applied to every example of a class).", None)
     if len(set(support.values())) < len(support):
-        return "Two different classes got the same new label: the new labels must be a permutation of the old ones.", None
+        return ("Two different classes got the same new label: the new labels must be a permutation "
+                "of the old ones.", None)
     if support != {k: v for k, v in query.items() if k in support}:
         return ("The support and the query were relabelled differently: a query of class l must get the same new "
                 "label as the support examples of class l, or no learner can tell its class from the support.", None)
