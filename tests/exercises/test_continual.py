@@ -67,11 +67,6 @@ def stub(*args):
     pass
 
 
-@pytest.fixture(autouse=True)
-def learner(monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-
-
 def test_references_pass(capsys):
     assert ex.check_metrics(ex.continual_metrics) is ex.continual_metrics
     assert ex.check_agem_projection(ex.agem_project) is ex.agem_project

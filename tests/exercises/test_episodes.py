@@ -9,11 +9,6 @@ from metakit.exercises.core import ExerciseError
 from helpers import assert_falls_back
 
 
-@pytest.fixture(autouse=True)
-def learner(monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-
-
 def split_sorts_x_only(x, y, k_shot):  # x reordered, y not: images and labels no longer match
     xs, ys, xq, yq = split_support_query(x, y, k_shot)
     return xs, y[: len(ys)], xq, y[len(ys):]

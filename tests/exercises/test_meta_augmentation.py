@@ -91,11 +91,6 @@ CHECKS = [(ex.check_shuffle_labels, ex.shuffle_labels),
           (ex.check_augmentation_hypergradient, ex.augmentation_hypergradient)]
 
 
-@pytest.fixture(autouse=True)
-def learner(monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-
-
 @pytest.mark.parametrize("check, reference", CHECKS)
 def test_reference_passes(check, reference, capsys):
     assert check(reference) is reference

@@ -50,11 +50,6 @@ def stub(*args):
     pass
 
 
-@pytest.fixture(autouse=True)
-def learner(monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-
-
 def test_references_pass(capsys):
     assert ex.check_rule_signature(rule_signature) is rule_signature
     assert ex.check_signature_logits(ex.signature_logits) is ex.signature_logits
