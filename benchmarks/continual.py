@@ -9,8 +9,9 @@ against a pretrained network, on glyphs.
 Part 1 (metakit.continual.experiments.compare_strategies): the five strategies on 10 rotated-glyph
 tasks (20 evaluation classes, task t turned by 18t degrees; 15 training and 5 test images per class
 and task), an MLP 784-100-100-20, SGD 0.1, batches of 10, 3 epochs per task, 75 memories per task
-(GEM's MNIST ratio), GEM's margin 0.5 as in its authors' code, EWC strength 10 (the best of 0.3, 3,
-10 and 30). Average accuracy, backward and forward transfer (Lopez-Paz & Ranzato 2017).
+(GEM's MNIST ratio), GEM's margin 0.5 as in its authors' code, EWC strength 10. Average accuracy,
+backward and forward transfer (Lopez-Paz & Ranzato 2017). Then EWC alone at strengths 0 to 30 with SGD
+0.1 and 0 to 100 with SGD 0.03 (experiments.ewc_sweep): the runs that diverge are printed as such.
 
 Part 2 (experiments.meta_continual_comparison): OML, ANML and a pretrained network, the same steps
 each on 17 background alphabets, head learning rate chosen on the other two, then the evaluation
@@ -52,6 +53,14 @@ def main(argv=None) -> None:
     r = experiments.compare_strategies(evaluation, seed=args.seed, progress=progress, device=device,
                                        **(dict(n_tasks=3, epochs=1) if args.quick else {}))
     print(experiments.strategies_table(r, names={}), flush=True)
+    small = dict(n_tasks=3, epochs=1) if args.quick else {}
+    sweep = experiments.ewc_sweep(evaluation, strengths=(0, 1, 3, 10, 15, 30), lrs=(0.1,), seed=args.seed,
+                                  progress=progress, device=device, **small)
+    sweep += experiments.ewc_sweep(evaluation, strengths=(0, 10, 30, 100), lrs=(0.03,), seed=args.seed,
+                                   progress=progress, device=device, **small)
+    print("\nEWC's strength (lambda = 0 is naive fine-tuning)\n" + experiments.sweep_table(sweep), flush=True)
+    stable = [row for row in sweep if "result" in row and row["strength"] > 0]
+    best = max(stable, key=lambda row: row["result"]["acc"]) if stable else None
 
     print("\npart 2: meta-continual learning, evaluation classes learned one after another, one image per step")
     folder = CHECKPOINTS if args.save_checkpoints and not args.quick else Path(tempfile.mkdtemp())
@@ -72,6 +81,9 @@ def main(argv=None) -> None:
     print("\ntargets: " + ", ".join(f"{k} ({'met' if ok else 'MISSED'})" for k, ok in checks.items()))
     print(f"total time {time.perf_counter() - start:.0f} s")
     figures = {f"{n}_acc": r[n]["acc"] for n in STRATEGIES} | {"gem_bwt": r["gem"]["bwt"]}
+    figures |= {"ewc_best_acc": best["result"]["acc"] if best else math.nan,
+                "ewc_best_lambda": best["strength"] if best else math.nan,
+                "ewc_diverged": sum("diverged" in row for row in sweep)}
     figures |= {f"{n}_100": c[n][100] for n in ("oml", "anml", "pretrain")}
     print("RESULT " + " ".join(f"{k}={v:.4f}" if not math.isnan(v) else f"{k}=nan" for k, v in figures.items()))
 

@@ -60,9 +60,12 @@ def test_fomaml_benchmark_quick_prints_a_result_line():
 def test_continual_benchmark_quick_prints_a_result_line():
     stdout, result = run_quick("continual.py")
     assert list(result) == ["naive_acc", "ewc_acc", "replay_acc", "gem_acc", "agem_acc", "gem_bwt",
-                            "oml_100", "anml_100", "pretrain_100"]
+                            "ewc_best_acc", "ewc_best_lambda", "ewc_diverged", "oml_100", "anml_100", "pretrain_100"]
+    lam, diverged = result.pop("ewc_best_lambda"), result.pop("ewc_diverged")
     for key, value in result.items():
         assert -1.0 <= float(value) <= 1.0, (key, value)
+    assert float(lam) in (1, 3, 10, 15, 30, 100) and float(diverged) in range(0, 11)
+    assert "EWC's strength (lambda = 0 is naive fine-tuning)" in stdout
     for name in ("naive", "ewc", "replay", "gem", "agem", "oml", "anml", "pretrain"):
         assert f"\n{name} " in stdout
     assert f"device: {metakit.device()}" in stdout.splitlines()

@@ -4,9 +4,11 @@ new classes."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .methods import STRATEGIES, make_strategy
+from .methods import EWC, STRATEGIES, make_strategy
 from .oml import compare_on_stream, meta_continual_models
 from .stream import glyph_stream, mlp, run_stream
 
@@ -47,6 +49,59 @@ def strategies_table(results: dict, names: dict = NAMES) -> str:
         lines.append(f"{names.get(name, name):<20} {r['acc']:6.3f} {r['bwt']:+7.3f} {r['fwt']:+7.3f} "
                      f"{r['R'].diagonal().mean():11.3f} {r['seconds']:8.1f}")
     return "\n".join(lines)
+
+
+def ewc_sweep(dataset, strengths=(0.0, 1.0, 3.0, 10.0, 15.0, 30.0), lrs=(0.1,), seed: int = 0,
+              progress: bool = True, **settings) -> list[dict]:
+    """EWC on the same stream (:data:`STREAM` and :data:`TRAINING` unless ``settings`` says
+    otherwise) at every learning rate in ``lrs`` and strength in ``strengths``; strength 0 is
+    naive fine-tuning. A run whose loss diverges is kept as a row, not raised.
+
+    Returns:
+        One dict per run: ``lr``, ``strength``, and either ``result`` (:func:`train_strategy`'s) or
+        ``diverged`` (the message, which names the task where the loss overflowed).
+    """
+    settings = STREAM | TRAINING | settings
+    rows = []
+    for lr in lrs:
+        for strength in strengths:
+            row = {"lr": float(lr), "strength": float(strength)}
+            try:
+                row["result"] = train_strategy(dataset, "ewc", seed=seed, progress=progress,
+                                               **(settings | dict(lr=lr, ewc_strength=strength)))
+            except FloatingPointError as error:
+                row["diverged"] = str(error)
+            rows.append(row)
+    return rows
+
+
+def sweep_table(rows: list[dict]) -> str:
+    """One line per :func:`ewc_sweep` run: learning rate, strength, ACC, BWT and the mean of R[i, i],
+    or where it diverged."""
+    lines = [f"{'lr':>5} {'lambda':>7} {'ACC':>6} {'BWT':>7} {'mean R[i,i]':>11}"]
+    for row in rows:
+        head = f"{row['lr']:5g} {row['strength']:7g}"
+        if "result" in row:
+            r = row["result"]
+            lines.append(f"{head} {r['acc']:6.3f} {r['bwt']:+7.3f} {r['R'].diagonal().mean():11.3f}")
+        else:
+            task = row["diverged"].split(" on task ")[1].split(":")[0] if " on task " in row["diverged"] else "?"
+            lines.append(f"{head}   diverged on task {task}")
+    return "\n".join(lines)
+
+
+def ewc_stable_strength(learner: EWC, lr: float | None = None) -> float:
+    """The largest EWC strength for which plain SGD at ``lr`` (default the learner's) is stable on
+    the penalty alone: the penalty ``strength/2 * sum_k F_k,i (theta_i - theta*_k,i)^2`` is a quadratic
+    of curvature ``strength * sum_k F_k,i`` along weight i, and gradient descent on a quadratic of
+    curvature h diverges when ``lr * h > 2``. So ``2 / (lr * max_i sum_k F_k,i)`` over the Fisher
+    diagonals the learner holds now (inf before its first task ends)."""
+    lr = learner.lr if lr is None else lr
+    if not learner.anchors:
+        return math.inf
+    fishers = [fisher for fisher, _ in learner.anchors]
+    curvature = max(float(sum(f[k] for f in fishers).max()) for k in fishers[0])
+    return 2.0 / (lr * curvature) if curvature > 0 else math.inf
 
 
 def meta_continual_comparison(background, evaluation, folder=None, steps: int | None = None, retrain: bool = False,
