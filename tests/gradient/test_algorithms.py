@@ -364,3 +364,49 @@ def test_maml_metrics_are_the_query_accuracy_and_mse():
     outputs, targets = torch.tensor([[[1.0], [2.0], [3.0]]]), torch.tensor([[[1.0], [0.0], [3.0]]])
     metrics = MAML.metrics(torch.tensor(2.0), outputs, targets)
     assert set(metrics) == {"loss", "mse"} and metrics["mse"] == pytest.approx(4 / 3)
+
+
+def test_adaptation_path_is_adapt_after_each_step_for_every_member_of_the_family():
+    """adaptation_path's point k is adapt(steps=k) and its loss k the support loss there, with each
+    member's own inner loop: MAML++'s per-step rates and frozen BatchNorm, ANIL's head only,
+    Meta-SGD's per-parameter rates (one of them zero), a given loss_fn; plain tensors; inner_steps
+    points by default."""
+    x_support, y_support, _, _ = (t[0] for t in image_tasks(k_shot=2))
+    mamlpp = MAMLPlusPlus(tiny_conv4(), inner_lr=0.1, inner_steps=3)
+    metasgd = MetaSGD(tiny_conv4(), inner_lr=0.2, inner_steps=3)
+    with torch.no_grad():
+        for rates in mamlpp.learning_rates().values():
+            rates.copy_(torch.tensor([0.3, 0.02, 0.1]))
+        metasgd.learning_rates()["features.0.0.weight"].zero_()
+    members = {"mamlpp": mamlpp, "anil": ANIL(tiny_conv4(), inner_lr=0.4, inner_steps=3), "metasgd": metasgd,
+               "l1": MAML(sine_mlp(hidden=8), inner_lr=0.05, inner_steps=3, loss_fn=F.l1_loss)}
+    for name, alg in members.items():
+        xs, ys = (sine_tasks(tasks=1)[0][0], sine_tasks(tasks=1)[1][0]) if name == "l1" else (x_support, y_support)
+        path, losses = alg.adaptation_path(xs, ys)
+        assert len(path) == 4 and losses.shape == (3,), name
+        assert not any(p.requires_grad for point in path for p in point.values()), name
+        forward, loss_fn = alg.forward_fn(), alg.loss_fn or F.cross_entropy
+        for k in range(4):
+            want = alg.adapt(xs, ys, steps=k) if k else {n: p.detach() for n, p in alg.init_params().items()}
+            for n in want:
+                torch.testing.assert_close(path[k][n], want[n], msg=f"{name} step {k} {n}")
+            if k < 3:
+                assert losses[k].item() == pytest.approx(loss_fn(forward(path[k], xs, k), ys).item(), rel=1e-5)
+        moved = {n for n in path[0] if not torch.equal(path[0][n], path[-1][n])}
+        if name == "mamlpp":
+            assert moved == set(mamlpp.adapted_names)
+        if name == "anil":
+            assert moved == set(alg.head_names)
+        if name == "metasgd":
+            assert "features.0.0.weight" not in moved and "head.weight" in moved
+
+
+def test_adaptation_path_refuses_a_diverging_rate_with_a_message():
+    """A loss that stops being finite after the first step names the step and the rate; parameters
+    that overflow while every loss was finite name the step."""
+    x_support, y_support, _, _ = (t[0] for t in sine_tasks(tasks=1))
+    with pytest.raises(FloatingPointError, match=r"at step \d with inner_lr=1e\+20; lower inner_lr\.$"):
+        MAML(sine_mlp(hidden=8), inner_lr=1e20).adaptation_path(x_support, y_support, steps=3)
+    with pytest.raises(FloatingPointError,
+                       match=r"^The adapted parameters stopped being finite at step 1; lower inner_lr\.$"):
+        MAML(sine_mlp(hidden=8), inner_lr=1e39).adaptation_path(x_support, y_support)
