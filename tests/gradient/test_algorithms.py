@@ -305,7 +305,8 @@ def test_maml_runs_a_loop_for_conv_nets_and_vmap_for_mlps_unless_told(monkeypatc
 
 
 def test_maml_hooks_receive_the_step_count_and_predict_uses_the_last_steps_index():
-    """inner_kwargs(steps) is asked with the steps in use (meta_loss: inner_steps; adapt: its steps),
+    """inner_kwargs(steps) is asked with the steps in use (meta_loss: inner_steps; adapt and
+    adaptation_path: their steps),
     and predict runs the forward with the index of the last inner step (inner_steps - 1, or 0
     without steps): the row MAML++'s per-step BatchNorm was trained with."""
     class Recording(MAML):
@@ -337,6 +338,9 @@ def test_maml_hooks_receive_the_step_count_and_predict_uses_the_last_steps_index
         maml.seen.clear()
         maml.adapt(x_support, y_support, steps=2, create_graph=create_graph)
         assert maml.seen == [("inner_kwargs", 2), ("forward", 0), ("forward", 1)], create_graph
+    maml.seen.clear()
+    maml.adaptation_path(x_support, y_support, steps=2)
+    assert maml.seen == [("inner_kwargs", 2), ("forward", 0), ("forward", 1)]
 
 
 def test_maml_meta_loss_starts_from_the_parameters_it_is_given():
