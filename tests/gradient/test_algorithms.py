@@ -261,3 +261,156 @@ def test_reptile_passes_loss_fn_on_to_the_inner_loop():
     want = functional_meta_loss(model, dict(model.named_parameters()), tasks, inner_lr=0.02, steps=3,
                                 loss_fn=F.l1_loss, first_order=True, vectorize=False).loss
     assert metrics["loss"] == pytest.approx(want.item(), rel=1e-5)
+
+
+# --- MAML's own arguments, hooks and metrics (issue 22: mutation survivors of gradient/maml.py) -----
+
+def test_maml_defaults_are_one_inner_step_of_0_4_second_order():
+    """MAML(model) is notebook 03's configuration: one second-order inner step of 0.4."""
+    maml = MAML(sine_mlp(hidden=4))
+    assert (maml.inner_lr, maml.inner_steps, maml.first_order, maml.loss_fn) == (0.4, 1, False, None)
+
+
+def test_maml_refuses_bad_inner_steps_and_takes_zero_steps_as_no_adaptation():
+    """inner_steps must be a whole number >= 0: -1 and 1.5 are refused with a message; 0 is allowed
+    and its meta-loss is the unadapted network's query loss."""
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match=r"^inner_steps must be a whole number >= 0; got "):
+            MAML(sine_mlp(hidden=4), inner_steps=bad)
+    model = sine_mlp(hidden=4)
+    tasks = sine_tasks(tasks=2)
+    loss, metrics = MAML(model, inner_steps=0).meta_loss(tasks)
+    torch.testing.assert_close(loss, F.mse_loss(model(tasks[2]), tasks[3]))
+    assert metrics["mse"] == pytest.approx(loss.item())
+
+
+def test_maml_runs_a_loop_for_conv_nets_and_vmap_for_mlps_unless_told(monkeypatch):
+    """vectorize=None picks per model (the loop for a conv net, vmap for an MLP) and reaches the
+    functional meta-loss; True or False is obeyed."""
+    import metakit.gradient.functional as functional
+    calls = []
+    real_vmap = functional.vmap
+    monkeypatch.setattr(functional, "vmap", lambda *a, **k: calls.append(1) or real_vmap(*a, **k))
+
+    def used_vmap(model, tasks, **kwargs):
+        calls.clear()
+        maml = MAML(model, inner_lr=0.01, **kwargs)
+        maml.meta_loss(tasks)
+        return maml.vectorize, bool(calls)
+
+    assert used_vmap(tiny_conv4(), image_tasks()) == (False, False)
+    assert used_vmap(sine_mlp(hidden=4), sine_tasks(tasks=2)) == (True, True)
+    assert used_vmap(tiny_conv4(), image_tasks(), vectorize=True) == (True, True)
+    assert used_vmap(sine_mlp(hidden=4), sine_tasks(tasks=2), vectorize=False) == (False, False)
+
+
+def test_maml_hooks_receive_the_step_count_and_predict_uses_the_last_steps_index():
+    """inner_kwargs(steps) is asked with the steps in use (meta_loss: inner_steps; adapt and
+    adaptation_path: their steps),
+    and predict runs the forward with the index of the last inner step (inner_steps - 1, or 0
+    without steps): the row MAML++'s per-step BatchNorm was trained with."""
+    class Recording(MAML):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seen = []
+
+        def inner_kwargs(self, steps):
+            self.seen.append(("inner_kwargs", steps))
+            return super().inner_kwargs(steps)
+
+        def forward_fn(self):
+            plain = super().forward_fn()
+
+            def forward(params, x, step="not given"):
+                self.seen.append(("forward", step))
+                return plain(params, x)
+            return forward
+
+    x_support, y_support, x_query, _ = (t[0] for t in sine_tasks(tasks=1))
+    for inner_steps, last in ((3, 2), (1, 0), (0, 0)):
+        maml = Recording(sine_mlp(hidden=4), inner_lr=0.01, inner_steps=inner_steps, vectorize=False)
+        maml.predict(maml.init_params(), x_query)
+        assert maml.seen == [("forward", last)], inner_steps
+    maml = Recording(sine_mlp(hidden=4), inner_lr=0.01, inner_steps=3, vectorize=False)
+    maml.meta_loss(sine_tasks(tasks=1))
+    assert ("inner_kwargs", 3) in maml.seen and ("inner_kwargs", None) not in maml.seen
+    for create_graph in (False, True):
+        maml.seen.clear()
+        maml.adapt(x_support, y_support, steps=2, create_graph=create_graph)
+        assert maml.seen == [("inner_kwargs", 2), ("forward", 0), ("forward", 1)], create_graph
+    maml.seen.clear()
+    maml.adaptation_path(x_support, y_support, steps=2)
+    assert maml.seen == [("inner_kwargs", 2), ("forward", 0), ("forward", 1)]
+
+
+def test_maml_meta_loss_starts_from_the_parameters_it_is_given():
+    """_meta_loss(params=...) (Reptile's detached theta) adapts from those parameters, not from the
+    module's own."""
+    from metakit.gradient.functional import meta_loss as functional_meta_loss
+    maml = MAML(sine_mlp(hidden=8), inner_lr=0.01, inner_steps=2, vectorize=False)
+    tasks = sine_tasks(tasks=2)
+    shifted = {n: p.detach() + 0.1 for n, p in maml.init_params().items()}
+    got = maml._meta_loss(tasks, params=shifted).loss
+    want = functional_meta_loss(maml.model, shifted, tasks, inner_lr=0.01, steps=2, loss_fn=F.mse_loss,
+                                vectorize=False).loss
+    torch.testing.assert_close(got, want)
+    assert abs(got - maml._meta_loss(tasks).loss) > 1e-3
+
+
+def test_maml_metrics_are_the_query_accuracy_and_mse():
+    """acc is the share of queries whose largest logit is their label (3 of 4 here); mse the mean
+    squared error of float targets; loss the loss given."""
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]])  # (1, 4, 3)
+    labels = torch.tensor([[0, 1, 2, 2]])
+    assert MAML.metrics(torch.tensor(0.5), logits, labels) == {"loss": 0.5, "acc": 0.75}
+    two_tasks = torch.cat([logits, logits.flip(1)])                                    # (2, 4, 3)
+    assert MAML.metrics(torch.tensor(0.5), two_tasks, torch.cat([labels, labels.flip(1)]))["acc"] == 0.75
+    outputs, targets = torch.tensor([[[1.0], [2.0], [3.0]]]), torch.tensor([[[1.0], [0.0], [3.0]]])
+    metrics = MAML.metrics(torch.tensor(2.0), outputs, targets)
+    assert set(metrics) == {"loss", "mse"} and metrics["mse"] == pytest.approx(4 / 3)
+
+
+def test_adaptation_path_is_adapt_after_each_step_for_every_member_of_the_family():
+    """adaptation_path's point k is adapt(steps=k) and its loss k the support loss there, with each
+    member's own inner loop: MAML++'s per-step rates and frozen BatchNorm, ANIL's head only,
+    Meta-SGD's per-parameter rates (one of them zero), a given loss_fn; plain tensors; inner_steps
+    points by default."""
+    x_support, y_support, _, _ = (t[0] for t in image_tasks(k_shot=2))
+    mamlpp = MAMLPlusPlus(tiny_conv4(), inner_lr=0.1, inner_steps=3)
+    metasgd = MetaSGD(tiny_conv4(), inner_lr=0.2, inner_steps=3)
+    with torch.no_grad():
+        for rates in mamlpp.learning_rates().values():
+            rates.copy_(torch.tensor([0.3, 0.02, 0.1]))
+        metasgd.learning_rates()["features.0.0.weight"].zero_()
+    members = {"mamlpp": mamlpp, "anil": ANIL(tiny_conv4(), inner_lr=0.4, inner_steps=3), "metasgd": metasgd,
+               "l1": MAML(sine_mlp(hidden=8), inner_lr=0.05, inner_steps=3, loss_fn=F.l1_loss)}
+    for name, alg in members.items():
+        xs, ys = (sine_tasks(tasks=1)[0][0], sine_tasks(tasks=1)[1][0]) if name == "l1" else (x_support, y_support)
+        path, losses = alg.adaptation_path(xs, ys)
+        assert len(path) == 4 and losses.shape == (3,), name
+        assert not any(p.requires_grad for point in path for p in point.values()), name
+        forward, loss_fn = alg.forward_fn(), alg.loss_fn or F.cross_entropy
+        for k in range(4):
+            want = alg.adapt(xs, ys, steps=k) if k else {n: p.detach() for n, p in alg.init_params().items()}
+            for n in want:
+                torch.testing.assert_close(path[k][n], want[n], msg=f"{name} step {k} {n}")
+            if k < 3:
+                assert losses[k].item() == pytest.approx(loss_fn(forward(path[k], xs, k), ys).item(), rel=1e-5)
+        moved = {n for n in path[0] if not torch.equal(path[0][n], path[-1][n])}
+        if name == "mamlpp":
+            assert moved == set(mamlpp.adapted_names)
+        if name == "anil":
+            assert moved == set(alg.head_names)
+        if name == "metasgd":
+            assert "features.0.0.weight" not in moved and "head.weight" in moved
+
+
+def test_adaptation_path_refuses_a_diverging_rate_with_a_message():
+    """A loss that stops being finite after the first step names the step and the rate; parameters
+    that overflow while every loss was finite name the step."""
+    x_support, y_support, _, _ = (t[0] for t in sine_tasks(tasks=1))
+    with pytest.raises(FloatingPointError, match=r"at step \d with inner_lr=1e\+20; lower inner_lr\.$"):
+        MAML(sine_mlp(hidden=8), inner_lr=1e20).adaptation_path(x_support, y_support, steps=3)
+    with pytest.raises(FloatingPointError,
+                       match=r"^The adapted parameters stopped being finite at step 1; lower inner_lr\.$"):
+        MAML(sine_mlp(hidden=8), inner_lr=1e39).adaptation_path(x_support, y_support)

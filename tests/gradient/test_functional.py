@@ -312,3 +312,65 @@ def test_meta_loss_passes_only_step_indices_and_the_weighted_steps():
     only = meta_loss(model, params, tasks, only=head, **kwargs)
     for n in params:
         assert torch.equal(only.adapted[n][0], params[n]) == (n not in head), n
+
+
+# --- DecomposedBatchNorm's arguments, pinned by behaviour (issue 22: mutation survivors) ---------
+
+def test_decomposed_batch_norm_leaves_running_statistics_to_the_fused_kernel():
+    """A BatchNorm with running statistics is passed through unchanged: in eval mode it normalises
+    with its running mean and variance (not the batch's), in training mode it updates them."""
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(3, eps=0.1)
+    nn.init.uniform_(bn.weight, 0.5, 1.5)
+    nn.init.uniform_(bn.bias)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(4, 3, 5, 5)
+    outside = bn.eval()(x)
+    with DecomposedBatchNorm():
+        inside = bn(x)
+    torch.testing.assert_close(inside, outside)
+    running = bn.running_mean.clone()
+    with DecomposedBatchNorm():
+        bn.train()(x)
+    torch.testing.assert_close(bn.running_mean, 0.9 * running + 0.1 * x.mean((0, 2, 3)))
+
+
+def test_decomposed_batch_norm_uses_eps_and_works_without_affine_parameters():
+    """Batch statistics normalised with the module's own eps (0.5, not the default 1e-5), and a
+    BatchNorm without weight and bias (affine=False) is a plain normalisation."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5)
+    for bn in (nn.BatchNorm2d(3, eps=0.5, track_running_stats=False),
+               nn.BatchNorm2d(3, affine=False, track_running_stats=False)):
+        with DecomposedBatchNorm():
+            decomposed = bn(x)
+        torch.testing.assert_close(decomposed, bn(x), rtol=1e-5, atol=1e-5)
+    with DecomposedBatchNorm():
+        plain = nn.BatchNorm1d(3, affine=False, track_running_stats=False)(x[:, :, 0, 0])
+    torch.testing.assert_close(plain.mean(0), torch.zeros(3), atol=1e-6, rtol=0)
+
+
+def test_decomposed_batch_norm_reads_batch_norms_arguments_by_position_too():
+    """The handler takes F.batch_norm's arguments as F.batch_norm does: all by position (input,
+    running_mean, running_var, weight, bias, training, momentum, eps), or the trailing ones left to
+    F.batch_norm's defaults (eps=1e-5)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 5, 5, generator=g)
+    weight, bias = torch.rand(3, generator=g) + 0.5, torch.rand(3, generator=g) + 0.5
+    handler = DecomposedBatchNorm().__torch_function__
+    got = handler(F.batch_norm, (), (x, None, None, weight, bias, True, 0.1, 0.5))
+    torch.testing.assert_close(got, F.batch_norm(x, None, None, weight, bias, True, 0.1, 0.5), rtol=1e-5, atol=1e-5)
+    got = handler(F.batch_norm, (), (x, None, None, weight, bias))
+    torch.testing.assert_close(got, F.batch_norm(x, None, None, weight, bias, training=True), rtol=1e-5, atol=1e-5)
+
+
+def test_decomposed_batch_norm_accumulates_its_statistics_in_float64():
+    """Mean and variance are taken in float64 for a float32 input: a channel whose variance (1e40)
+    overflows float32 is still normalised as float64 normalises it (float32 statistics give
+    an infinite variance, so all zeros)."""
+    x = torch.tensor([[-3e19, 1e20], [3e19, -1e20], [0.0, 2e20], [1e19, 0.0]])  # (4, 2) float32
+    with DecomposedBatchNorm():
+        decomposed = F.batch_norm(x, None, None, training=True)
+    assert decomposed.dtype == torch.float32
+    torch.testing.assert_close(decomposed, F.batch_norm(x.double(), None, None, training=True).float())
