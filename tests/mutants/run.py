@@ -49,6 +49,7 @@ MODULES = {
     "metakit/gradient/maml.py": ["tests/gradient/test_algorithms.py"],
     "metakit/gradient/vmap_batchnorm.py": ["tests/gradient/test_functional.py"],
     "metakit/continual/stream.py": ["tests/continual/test_stream_and_methods.py"],
+    "metakit/transfer/finetune.py": ["tests/transfer/test_finetune.py"],
 }
 
 #: tests left out of a module's run: they start the benchmarks as scripts, which the scratch copy lacks
@@ -56,6 +57,7 @@ MODULES = {
 DESELECT = {
     "metakit/meta_augmentation/nme.py": [
         "tests/meta_augmentation/test_nme.py::test_quick_benchmark_prints_the_result_line"],
+    "metakit/transfer/finetune.py": ["tests/transfer/test_finetune.py::test_quick_benchmark"],
 }
 
 KILLED = {1, 3, 36, 24, -24, 152, 255}   # test failure, pytest internal error, timeouts (mutmut's codes)
@@ -82,6 +84,9 @@ def run_module(module: str, tests: list[str]) -> dict:
                                     + "".join(f"    {t}\n" for t in tests))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "agg", "METAKIT_QUICK": "1",
            "METAKIT_DATA": os.environ.get("METAKIT_DATA", str(ROOT / "data"))}
+    omniglot = ROOT.parent / "shared" / "data" / "omniglot" / "images_background_small1.zip"
+    if "METAKIT_OMNIGLOT" not in env and omniglot.exists():   # the scratch copy has no ../shared beside it
+        env["METAKIT_OMNIGLOT"] = str(omniglot)
     env.pop("PYTHONPATH", None) if os.environ.get("MUTANTS_KEEP_PYTHONPATH") is None else None
     if os.environ.get("MUTMUT_PATH"):
         env["PYTHONPATH"] = os.environ["MUTMUT_PATH"]
