@@ -560,3 +560,9 @@ def test_run_stream_tests_each_task_with_its_own_task_id():
     assert learner.asked == [0, 1] * 3                     # b, then R after each of the two tasks
     assert (result["R"] == 1).all() and (result["b"] == 1).all()
     assert (result["acc"], result["bwt"], result["fwt"]) == (1.0, 0.0, 0.0)   # fwt uses b
+
+
+def test_calling_a_learner_gives_its_networks_logits():
+    learner, x = ContinualLearner(small_net()), torch.randn(3, 12)
+    torch.testing.assert_close(learner(x), learner.net(x))
+    assert torch.equal(learner.predict(x), learner.net(x).argmax(1))
