@@ -239,9 +239,11 @@ def test_default_widths_and_the_inner_learning_rate_start_at_0_1():
 
 def test_anml_features_are_the_representation_times_the_sigmoid_gate():
     torch.manual_seed(0)
-    model = ANML(3, width=2, nm_width=2)
+    model = ANML(3, width=8, nm_width=2)
     x = torch.rand(4, 1, 28, 28)
-    torch.testing.assert_close(model.features(x), model.rln(x) * torch.sigmoid(model.nm(x)))
+    z, gate = model.rln(x), torch.sigmoid(model.nm(x))
+    assert (z > 0.01).sum() > 20                           # not a check of zeros (all ReLUs dead at small widths)
+    torch.testing.assert_close(model.features(x), z * gate)
 
 
 def test_frozen_parts_hold_the_checkpoints_keys():
@@ -302,10 +304,10 @@ def test_compare_on_stream_reports_fixed_points_and_tables_each_models_run():
 
 def test_compare_on_stream_defaults_are_seed_0_and_15_images_a_class():
     data = tiny_dataset(images=16)
-    models = {"a": (SimpleNamespace(features=random_projection()), {})}
+    models = {"a": (SimpleNamespace(features=random_projection(dim=4)), {})}   # weak: the order matters
     curves, table = compare_on_stream(models, data, data)
-    explicit = compare_on_stream(models, data, data, n_choose=100, train_per_class=15, seed=0)
-    assert (curves, table) == explicit
+    assert (curves, table) == compare_on_stream(models, data, data, n_choose=100, train_per_class=15, seed=0)
+    assert curves != compare_on_stream(models, data, data, seed=1)[0]
 
 
 def test_meta_train_online_defaults_are_3_classes_of_5_shots_and_30_to_remember():
