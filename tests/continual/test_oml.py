@@ -372,3 +372,33 @@ def test_meta_continual_models_trains_each_model_with_its_own_loop_and_seed(tmp_
     meta_train_online(reference, train, 2, seed=0, progress=False)
     got = default["oml"][0].frozen().state_dict()
     assert all(torch.equal(v, got[k]) for k, v in reference.frozen().state_dict().items())
+
+
+@pytest.mark.parametrize("cls", [OnlineLearner, ANML])
+def test_meta_gradient_matches_finite_differences_where_the_features_are_alive(cls):
+    """The finite-difference check above at width 2, where every ReLU of the representation is off
+    (z = 0: its rln/nm/head.weight blocks compare 0 with 0), repeated at width 4, where 3/4 of the
+    features are on, so the representation's (and the gate's) path through the online steps is checked."""
+    torch.manual_seed(0)
+    model = cls(4, width=4, **({"nm_width": 2} if cls is ANML else {})).double()
+    x = torch.rand(7, 1, 28, 28, dtype=torch.float64)
+    y = torch.tensor([2, 2, 3, 3, 0, 1, 2])
+    params = dict(model.named_parameters())
+    assert (model.features(x).abs() > 1e-6).float().mean() > 0.5
+    chosen = [n for n in params if n.startswith(("rln.2", "rln.4", "nm.0.4", "nm.1", "head", "log_inner_lr"))]
+
+    def loss_of(*values):
+        p = {**params, **dict(zip(chosen, values))}
+        return outer_loss(_features(model, p, x), p["head.weight"], p["head.bias"], p["log_inner_lr"], y, inner=4)
+
+    values = tuple(params[n].detach().clone().requires_grad_() for n in chosen)
+    grads = torch.autograd.grad(loss_of(*values), values)
+    g = torch.Generator().manual_seed(1)
+    for k, name in enumerate(chosen):
+        assert grads[k].norm() > 1e-6, name                # a gradient that is there to check
+        d = torch.randn(values[k].shape, generator=g, dtype=torch.float64)
+        shifted = [[v.detach().requires_grad_() for v in values] for _ in range(2)]
+        shifted[0][k] = (values[k].detach() + 1e-5 * d).requires_grad_()
+        shifted[1][k] = (values[k].detach() - 1e-5 * d).requires_grad_()
+        fd = (loss_of(*shifted[0]) - loss_of(*shifted[1])).detach() / 2e-5
+        assert (grads[k] * d).sum().item() == pytest.approx(fd.item(), rel=1e-5, abs=1e-9), name
