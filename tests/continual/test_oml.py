@@ -274,13 +274,13 @@ def test_choose_lr_takes_the_first_best_rate_its_seed_and_defaults():
     assert choose_lr(features, data, n_classes=5, lrs=lrs, seed=0)[1] != scores   # the seed matters here
 
 
-def many_classes(n_classes=210, images=2, seed=0):
+def many_classes(n_classes=210, images=2, seed=0, alphabet="e"):
     """``n_classes`` classes of ``images`` noisy copies of one random pattern each."""
     rng = np.random.default_rng(seed)
     pictures = rng.integers(0, 256, size=(n_classes, 1, 28, 28)).repeat(images, 1)
     pictures = np.clip(pictures + rng.integers(-60, 60, size=pictures.shape), 0, 255).astype(np.uint8)
     return ImageClassDataset(pictures.reshape(-1, 28, 28), np.arange(n_classes).repeat(images),
-                             [f"e/c{i}" for i in range(n_classes)], name="many")
+                             [f"{alphabet}/c{i}" for i in range(n_classes)], name="many")
 
 
 def test_compare_on_stream_reports_fixed_points_and_tables_each_models_run():
@@ -402,3 +402,22 @@ def test_meta_gradient_matches_finite_differences_where_the_features_are_alive(c
         shifted[1][k] = (values[k].detach() - 1e-5 * d).requires_grad_()
         fd = (loss_of(*shifted[0]) - loss_of(*shifted[1])).detach() / 2e-5
         assert (grads[k] * d).sum().item() == pytest.approx(fd.item(), rel=1e-5, abs=1e-9), name
+
+
+def test_the_head_rate_is_chosen_after_100_validation_classes_by_default():
+    """Notebook 07's validation alphabets hold 121 classes, so the default of 100 is what is used."""
+    parts = [many_classes(2, alphabet="Latin"), many_classes(100, alphabet="Cyrillic", seed=1),
+             many_classes(1, alphabet="Greek", seed=2)]
+    offsets = np.cumsum([0] + [p.num_classes for p in parts])
+    background = ImageClassDataset(torch.cat([p.images for p in parts]),
+                                   torch.cat([p.targets + int(o) for p, o in zip(parts, offsets)]),
+                                   sum((p.class_names for p in parts), []))
+    _, validation = split_background(background)
+    assert validation.num_classes == 101
+    features = random_projection(dim=4)
+    scores = choose_lr(features, validation, lrs=(0.1,), train_per_class=1)[1]
+    assert scores[0.1] == stream_accuracy(features, validation, 100, 0.1, 1, [100])[100]
+    assert scores[0.1] != stream_accuracy(features, validation, 101, 0.1, 1, [101])[101]
+    _, table = compare_on_stream({"a": (SimpleNamespace(features=features), {})}, background, parts[0],
+                                 train_per_class=1)
+    assert table["a"]["validation"] == choose_lr(features, validation, 100, train_per_class=1)[1]
