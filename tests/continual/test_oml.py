@@ -1,4 +1,6 @@
+import copy
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from metakit.continual.oml import (
     OnlineLearner,
     choose_lr,
     compare_on_stream,
+    conv_features,
     meta_continual_models,
     meta_train_online,
     online_head_step,
@@ -207,3 +210,214 @@ def test_meta_train_online_steps_along_the_outer_losss_gradient(cls):
         torch.testing.assert_close(step, -1e-3 * grads[n] / (grads[n].abs() + 1e-8), rtol=1e-3, atol=1e-6)
         moved += int((grads[n].abs() > 1e-5).sum())  # where g >> eps, Adam's first step is +-meta_lr
     assert moved > 500                               # not a check of zeros
+
+
+# --- architecture, defaults, seeds and the comparison's table pinned (issue 22; mutation testing, mut3) ----
+
+def test_conv_features_is_three_stride_2_3x3_convolutions_with_relus():
+    torch.manual_seed(0)
+    net = conv_features()                                  # default width 32
+    convs = [m for m in net if isinstance(m, torch.nn.Conv2d)]
+    assert [tuple(c.weight.shape) for c in convs] == [(32, 1, 3, 3), (32, 32, 3, 3), (32, 32, 3, 3)]
+    x = torch.rand(2, 1, 28, 28)
+    h = x
+    for c in convs:
+        h = F.relu(F.conv2d(h, c.weight, c.bias, stride=2, padding=1))
+    assert h.shape == (2, 32, 4, 4)                        # 28 -> 14 -> 7 -> 4
+    torch.testing.assert_close(net(x), h.flatten(1))
+
+
+def test_default_widths_and_the_inner_learning_rate_start_at_0_1():
+    oml, anml = OnlineLearner(5), ANML(5)
+    assert oml.dim == anml.dim == 32 * 16 and tuple(oml.head.weight.shape) == (5, 512)
+    assert oml.log_inner_lr.exp().item() == pytest.approx(0.1)
+    assert anml.nm[0][0].out_channels == 16 and tuple(anml.nm[1].weight.shape) == (512, 16 * 16)
+    small = ANML(5, width=4, nm_width=2)
+    assert small.dim == 64 and small.rln[0].out_channels == 4
+    assert small.features(torch.rand(3, 1, 28, 28)).shape == (3, 64)
+
+
+def test_anml_features_are_the_representation_times_the_sigmoid_gate():
+    torch.manual_seed(0)
+    model = ANML(3, width=8, nm_width=2)
+    x = torch.rand(4, 1, 28, 28)
+    z, gate = model.rln(x), torch.sigmoid(model.nm(x))
+    assert (z > 0.01).sum() > 20                           # not a check of zeros (all ReLUs dead at small widths)
+    torch.testing.assert_close(model.features(x), z * gate)
+
+
+def test_frozen_parts_hold_the_checkpoints_keys():
+    """What a checkpoint holds: the representation ("rln.*") and ANML's gate ("nm.*"), under the
+    names the committed checkpoints were saved with."""
+    for cls, kept in ((OnlineLearner, ("rln.",)), (ANML, ("rln.", "nm."))):
+        model = cls(3, width=2)
+        keys = set(model.frozen().state_dict())
+        assert keys == {k for k in model.state_dict() if k.startswith(kept)} and keys, cls.__name__
+        assert any(k.startswith("nm.") for k in keys) == (cls is ANML)
+
+
+def random_projection(seed=0, dim=16):
+    """Features that tell tiny_dataset's and many_classes' classes apart: a fixed random projection."""
+    proj = torch.randn(28 * 28, dim, generator=torch.Generator().manual_seed(seed))
+    return lambda x: (x.flatten(1) - 0.5) @ proj
+
+
+def test_choose_lr_takes_the_first_best_rate_its_seed_and_defaults():
+    data = tiny_dataset(images=16)                         # 16 images a class: the default 15 leave one to test
+    features = random_projection(dim=3)                    # weak enough that the rate and the order matter
+    lrs = (1e-6, 1e-3, 1e-1, 10.0)
+    best, scores = choose_lr(features, data, n_classes=5, lrs=lrs, seed=3)
+    assert scores == {lr: stream_accuracy(features, data, 5, lr, 15, [5], 3)[5] for lr in lrs}
+    assert best == next(lr for lr in lrs if scores[lr] == max(scores.values()))
+    assert best != max(lrs)                                # not simply the largest rate
+    assert choose_lr(features, data, n_classes=5, lrs=lrs)[1] == choose_lr(features, data, 5, lrs, 15, seed=0)[1]
+    assert choose_lr(features, data, n_classes=5, lrs=lrs, seed=0)[1] != scores   # the seed matters here
+
+
+def many_classes(n_classes=210, images=2, seed=0, alphabet="e"):
+    """``n_classes`` classes of ``images`` noisy copies of one random pattern each."""
+    rng = np.random.default_rng(seed)
+    pictures = rng.integers(0, 256, size=(n_classes, 1, 28, 28)).repeat(images, 1)
+    pictures = np.clip(pictures + rng.integers(-60, 60, size=pictures.shape), 0, 255).astype(np.uint8)
+    return ImageClassDataset(pictures.reshape(-1, 28, 28), np.arange(n_classes).repeat(images),
+                             [f"{alphabet}/c{i}" for i in range(n_classes)], name="many")
+
+
+def test_compare_on_stream_reports_fixed_points_and_tables_each_models_run():
+    background, evaluation = tiny_dataset(), many_classes()
+    a, b = SimpleNamespace(features=random_projection(0)), SimpleNamespace(features=random_projection(1))
+    models = {"a": (a, {"steps": 7, "seconds": 1.5, "loaded": True}), "b": (b, {"loaded": True})}
+    curves, table = compare_on_stream(models, background, evaluation, n_choose=4, train_per_class=1, seed=3)
+    report = [1, 5, 10, 25, 50, 75, 100, 150, 200, 210]   # and every 50 up to all 210 classes
+    _, validation = split_background(background)
+    for name, (model, _) in models.items():
+        lr, scores = choose_lr(model.features, validation, 4, train_per_class=1, seed=3)
+        assert table[name]["lr"] == lr and table[name]["validation"] == scores
+        assert list(curves[name]) == report
+        assert curves[name] == stream_accuracy(model.features, evaluation, 210, lr, 1, report, 3)
+    assert set(table["a"]) == {"steps", "seconds", "lr", "validation"}
+    assert (table["a"]["steps"], table["a"]["seconds"]) == (7, 1.5)
+    assert table["b"]["steps"] is None and math.isnan(table["b"]["seconds"])   # a model without its run's info
+    other, _ = compare_on_stream({"a": models["a"]}, background, evaluation, n_choose=4, train_per_class=1, seed=0)
+    assert other["a"] != curves["a"]                       # the seed matters here
+
+
+def test_compare_on_stream_defaults_are_seed_0_and_15_images_a_class():
+    data = tiny_dataset(images=16)
+    models = {"a": (SimpleNamespace(features=random_projection(dim=4)), {})}   # weak: the order matters
+    curves, table = compare_on_stream(models, data, data)
+    assert (curves, table) == compare_on_stream(models, data, data, n_choose=100, train_per_class=15, seed=0)
+    assert curves != compare_on_stream(models, data, data, seed=1)[0]
+
+
+def test_meta_train_online_defaults_are_3_classes_of_5_shots_and_30_to_remember():
+    data = tiny_dataset()
+    torch.manual_seed(0)
+    model = OnlineLearner(data.num_classes, width=4)
+    runs = [copy.deepcopy(model) for _ in range(3)]
+    meta_train_online(runs[0], data, steps=1, progress=False)
+    meta_train_online(runs[1], data, steps=1, classes=3, shots=5, remember=30, meta_lr=1e-3, seed=0, progress=False)
+    meta_train_online(runs[2], data, steps=1, classes=3, shots=5, remember=30, meta_lr=1e-3, seed=1, progress=False)
+    same = [all(torch.equal(p, q) for p, q in zip(runs[0].parameters(), r.parameters())) for r in runs[1:]]
+    assert same == [True, False]
+
+
+def test_pretrain_defaults_and_its_own_seeded_batches():
+    data = tiny_dataset()
+    torch.manual_seed(0)
+    model = OnlineLearner(data.num_classes, width=4)
+    runs = [copy.deepcopy(model) for _ in range(3)]
+    torch.manual_seed(5)
+    pretrain(runs[0], data, steps=2, progress=False)
+    torch.manual_seed(6)                                   # the global generator must not matter
+    pretrain(runs[1], data, steps=2, batch_size=64, lr=1e-3, seed=0, progress=False)
+    pretrain(runs[2], data, steps=2, batch_size=64, lr=1e-3, seed=1, progress=False)
+    same = [all(torch.equal(p, q) for p, q in zip(runs[0].parameters(), r.parameters())) for r in runs[1:]]
+    assert same == [True, False]
+
+
+def test_a_time_budget_counts_the_clock_it_is_given():
+    data = tiny_dataset()
+    for fit, kwargs in ((meta_train_online, {"classes": 2, "shots": 2, "remember": 2}), (pretrain, {"batch_size": 4})):
+        clock = iter(range(1000)).__next__                 # one "second" per reading: a few steps at most
+        torch.manual_seed(0)
+        info = fit(OnlineLearner(data.num_classes, width=4), data, steps=None, seconds=2.5, clock=clock,
+                   progress=False, **kwargs)
+        assert 1 <= info["steps"] <= 3 and info["clock_seconds"] >= 2.5, fit.__name__
+
+
+def test_meta_continual_models_trains_each_model_with_its_own_loop_and_seed(tmp_path, monkeypatch):
+    data = tiny_dataset(per_alphabet=5, images=8)
+    train, _ = split_background(data)
+    models = meta_continual_models(data, folder=tmp_path, steps=2, seed=3, progress=False)
+    assert [type(models[k][0]) for k in ("oml", "anml", "pretrain")] == [OnlineLearner, ANML, OnlineLearner]
+    for name, fit in (("oml", meta_train_online), ("pretrain", pretrain)):
+        torch.manual_seed(3)
+        reference = OnlineLearner(train.num_classes)
+        fit(reference, train, 2, seed=3, progress=False)
+        got = models[name][0].frozen().state_dict()
+        assert all(torch.equal(v, got[k]) for k, v in reference.frozen().state_dict().items()), name
+    # only the online loop meta-learns the inner learning rate; pretraining never uses it
+    lrs = {k: m.log_inner_lr.exp().item() for k, (m, _) in models.items()}
+    assert lrs["pretrain"] == pytest.approx(0.1) and lrs["oml"] != pytest.approx(0.1) != lrs["anml"]
+    again = meta_continual_models(data, folder=tmp_path, steps=2, seed=3, retrain=True, progress=False)
+    assert not any(info["loaded"] for _, info in again.values())
+    # the default folder and seed
+    monkeypatch.setattr("metakit.continual.oml.CHECKPOINTS", tmp_path / "default")
+    default = meta_continual_models(data, steps=2, progress=False)
+    assert sorted(p.name for p in (tmp_path / "default").iterdir()) == ["anml-2steps.pt", "oml-2steps.pt",
+                                                                          "pretrain-2steps.pt"]
+    torch.manual_seed(0)
+    reference = OnlineLearner(train.num_classes)
+    meta_train_online(reference, train, 2, seed=0, progress=False)
+    got = default["oml"][0].frozen().state_dict()
+    assert all(torch.equal(v, got[k]) for k, v in reference.frozen().state_dict().items())
+
+
+@pytest.mark.parametrize("cls", [OnlineLearner, ANML])
+def test_meta_gradient_matches_finite_differences_where_the_features_are_alive(cls):
+    """The finite-difference check above at width 2, where every ReLU of the representation is off
+    (z = 0: its rln/nm/head.weight blocks compare 0 with 0), repeated at width 4, where 3/4 of the
+    features are on, so the representation's (and the gate's) path through the online steps is checked."""
+    torch.manual_seed(0)
+    model = cls(4, width=4, **({"nm_width": 2} if cls is ANML else {})).double()
+    x = torch.rand(7, 1, 28, 28, dtype=torch.float64)
+    y = torch.tensor([2, 2, 3, 3, 0, 1, 2])
+    params = dict(model.named_parameters())
+    assert (model.features(x).abs() > 1e-6).float().mean() > 0.5
+    chosen = [n for n in params if n.startswith(("rln.2", "rln.4", "nm.0.4", "nm.1", "head", "log_inner_lr"))]
+
+    def loss_of(*values):
+        p = {**params, **dict(zip(chosen, values))}
+        return outer_loss(_features(model, p, x), p["head.weight"], p["head.bias"], p["log_inner_lr"], y, inner=4)
+
+    values = tuple(params[n].detach().clone().requires_grad_() for n in chosen)
+    grads = torch.autograd.grad(loss_of(*values), values)
+    g = torch.Generator().manual_seed(1)
+    for k, name in enumerate(chosen):
+        assert grads[k].norm() > 1e-6, name                # a gradient that is there to check
+        d = torch.randn(values[k].shape, generator=g, dtype=torch.float64)
+        shifted = [[v.detach().requires_grad_() for v in values] for _ in range(2)]
+        shifted[0][k] = (values[k].detach() + 1e-5 * d).requires_grad_()
+        shifted[1][k] = (values[k].detach() - 1e-5 * d).requires_grad_()
+        fd = (loss_of(*shifted[0]) - loss_of(*shifted[1])).detach() / 2e-5
+        assert (grads[k] * d).sum().item() == pytest.approx(fd.item(), rel=1e-5, abs=1e-9), name
+
+
+def test_the_head_rate_is_chosen_after_100_validation_classes_by_default():
+    """Notebook 07's validation alphabets hold 121 classes, so the default of 100 is what is used."""
+    parts = [many_classes(2, alphabet="Latin"), many_classes(100, alphabet="Cyrillic", seed=1),
+             many_classes(1, alphabet="Greek", seed=2)]
+    offsets = np.cumsum([0] + [p.num_classes for p in parts])
+    background = ImageClassDataset(torch.cat([p.images for p in parts]),
+                                   torch.cat([p.targets + int(o) for p, o in zip(parts, offsets)]),
+                                   sum((p.class_names for p in parts), []))
+    _, validation = split_background(background)
+    assert validation.num_classes == 101
+    features = random_projection(dim=4)
+    scores = choose_lr(features, validation, lrs=(0.1,), train_per_class=1)[1]
+    assert scores[0.1] == stream_accuracy(features, validation, 100, 0.1, 1, [100])[100]
+    assert scores[0.1] != stream_accuracy(features, validation, 101, 0.1, 1, [101])[101]
+    _, table = compare_on_stream({"a": (SimpleNamespace(features=features), {})}, background, parts[0],
+                                 train_per_class=1)
+    assert table["a"]["validation"] == choose_lr(features, validation, 100, train_per_class=1)[1]

@@ -1,9 +1,11 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
+from torchvision.transforms.functional import rotate
 
 import metakit
 from metakit.continual.methods import AGEM, EWC, GEM, STRATEGIES, Replay, gem_project, make_strategy
@@ -16,6 +18,7 @@ from metakit.continual.stream import (
     mlp,
     run_stream,
 )
+from metakit.datasets import ImageClassDataset
 
 
 def toy_stream(n_tasks=3, n=40, n_classes=4, dim=12, seed=0):
@@ -368,3 +371,198 @@ def test_documented_defaults():
     assert (learner.lr, learner.memory.per_task, learner.replay_batch) == (0.1, 50, 10)
     learner = EWC(small_net())
     assert (learner.lr, learner.strength, learner.samples.per_task) == (0.1, 100.0, 200)
+
+
+# --- the stream, the loop, the memory and the metrics pinned (issue 22; mutation testing, mut3) -----------
+
+def tiny_glyphs(n_classes=20, images=16, seed=0):
+    """``n_classes`` random classes of ``images`` 28x28 pictures each, as an ImageClassDataset."""
+    rng = np.random.default_rng(seed)
+    pictures = rng.integers(0, 256, size=(n_classes * images, 28, 28)).astype(np.uint8)
+    return ImageClassDataset(pictures, np.arange(n_classes).repeat(images), [f"a/c{i}" for i in range(n_classes)],
+                             name="tiny glyphs")
+
+
+def drawn_images(data, classes, train_per_class):
+    """The train and test images glyph_stream takes from ``classes``, in its order."""
+    train = [data[i][0] for c in classes for i in data.labels_to_indices[c][:train_per_class]]
+    test = [data[i][0] for c in classes for i in data.labels_to_indices[c][train_per_class:]]
+    return torch.stack(train), torch.stack(test)
+
+
+def test_glyph_stream_defaults_are_ten_permuted_tasks_of_twenty_classes_of_fifteen_images():
+    data = tiny_glyphs()                                   # 20 classes of 16: just enough for the defaults
+    stream = glyph_stream(data)
+    assert [t.name for t in stream] == [f"perm {t}" for t in range(10)]
+    g = torch.Generator().manual_seed(0)                   # the default seed
+    classes = torch.randperm(20, generator=g)[:20].tolist()
+    x_train, x_test = drawn_images(data, classes, 15)
+    assert torch.equal(stream[0].x_train, x_train) and torch.equal(stream[0].x_test, x_test)   # task 0 as drawn
+    for t in range(1, 10):                                 # then one fixed pixel permutation per task
+        perm = torch.randperm(28 * 28, generator=g)
+        assert torch.equal(stream[t].x_train, x_train.flatten(1)[:, perm].view_as(x_train))
+        assert torch.equal(stream[t].x_test, x_test.flatten(1)[:, perm].view_as(x_test))
+    for task in stream:                                    # labels 0..19 in the order the classes were drawn
+        assert torch.equal(task.y_train, torch.arange(20).repeat_interleave(15))
+        assert torch.equal(task.y_test, torch.arange(20))
+
+
+def test_glyph_stream_rotations_turn_each_task_by_its_share_of_max_angle():
+    data = tiny_glyphs(n_classes=6, images=7)
+    stream = glyph_stream(data, "rotations", n_tasks=4, n_classes=3, train_per_class=5, seed=2)
+    assert [t.name for t in stream] == ["0°", "45°", "90°", "135°"]          # default max_angle=180
+    classes = torch.randperm(6, generator=torch.Generator().manual_seed(2))[:3].tolist()
+    x_train, x_test = drawn_images(data, classes, 5)
+    for t, task in enumerate(stream):
+        torch.testing.assert_close(task.x_train, rotate(x_train, 45.0 * t))
+        torch.testing.assert_close(task.x_test, rotate(x_test, 45.0 * t))
+        assert torch.equal(task.y_train, torch.arange(3).repeat_interleave(5))
+        assert torch.equal(task.y_test, torch.arange(3).repeat_interleave(2))
+    half = glyph_stream(data, "rotations", n_tasks=2, n_classes=3, train_per_class=5, max_angle=90.0, seed=2)
+    assert [t.name for t in half] == ["0°", "45°"]
+    torch.testing.assert_close(half[1].x_train, stream[1].x_train)
+
+
+def test_glyph_stream_is_reproducible_from_its_seed_alone():
+    data = tiny_glyphs(n_classes=8, images=4)
+    torch.manual_seed(1)
+    first = glyph_stream(data, n_tasks=3, n_classes=5, train_per_class=2, seed=4)
+    torch.manual_seed(2)                                   # the global generator must not matter
+    again = glyph_stream(data, n_tasks=3, n_classes=5, train_per_class=2, seed=4)
+    for a, b in zip(first, again):
+        assert torch.equal(a.x_train, b.x_train) and torch.equal(a.x_test, b.x_test)
+    other = glyph_stream(data, n_tasks=3, n_classes=5, train_per_class=2, seed=5)
+    assert not torch.equal(first[1].x_train, other[1].x_train)
+
+
+def test_glyph_stream_bounds_and_messages():
+    data = tiny_glyphs(n_classes=4, images=3)
+    assert len(glyph_stream(data, n_tasks=1, n_classes=4, train_per_class=2)) == 1   # the smallest stream, all classes
+    assert len(glyph_stream(data, n_tasks=2, n_classes=1, train_per_class=1)[0].y_test) == 2
+    for kwargs, name in [({"n_tasks": 0}, "n_tasks"), ({"n_tasks": 1.5}, "n_tasks"), ({"n_classes": 0}, "n_classes"),
+                         ({"train_per_class": 0}, "train_per_class")]:
+        with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+            glyph_stream(data, **{"n_tasks": 2, "n_classes": 2, "train_per_class": 1, **kwargs})
+    with pytest.raises(ValueError, match="train_per_class=3 leaves no test images: class . has 3"):
+        glyph_stream(data, n_tasks=2, n_classes=2, train_per_class=3)
+
+
+def test_mlp_is_gems_two_hidden_layers_of_100_relus():
+    torch.manual_seed(0)
+    net = mlp(5)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(100, 784), (100, 100), (5, 100)]
+    x = torch.randn(3, 1, 28, 28)
+    h = torch.relu(linears[0](x.flatten(1)))
+    h = torch.relu(linears[1](h))
+    torch.testing.assert_close(net(x), linears[2](h))
+
+
+def test_metrics_of_two_tasks_and_no_warning_for_one():
+    m = continual_metrics([[0.9, 0.3], [0.6, 0.8]], [0.1, 0.2])
+    assert (m["acc"], m["bwt"], m["fwt"]) == pytest.approx((0.7, -0.3, 0.1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # no mean of an empty slice behind the nans
+        one = continual_metrics([[0.7]], [0.1])
+    assert math.isnan(one["bwt"]) and math.isnan(one["fwt"])
+
+
+def reservoir(values, per_task, seed):
+    """Reservoir sampling written out: keep the first ``per_task``, then the n-th (0-based) replaces
+    slot j ~ U{0..n} when j < per_task."""
+    rng, kept = np.random.default_rng(seed), []
+    for n, v in enumerate(values):
+        if n < per_task:
+            kept.append(v)
+        else:
+            j = int(rng.integers(n + 1))
+            if j < per_task:
+                kept[j] = v
+    return kept
+
+
+@pytest.mark.parametrize("per_task", [1, 4])
+def test_memory_is_reservoir_sampling_from_its_seed(per_task):
+    for seed in (None, 3):
+        memory = TaskMemory(per_task) if seed is None else TaskMemory(per_task, seed=seed)
+        for chunk in range(4):                             # arrives in batches of 5
+            xs = torch.arange(5.0 * chunk, 5.0 * chunk + 5)
+            memory.add(xs[:, None], xs.long() + 100, 0)
+        expected = reservoir(range(20), per_task, 0 if seed is None else seed)   # default seed 0
+        assert memory.get(0)[0][:, 0].tolist() == expected
+        assert memory.get(0)[1].tolist() == [v + 100 for v in expected]   # each label stays with its input
+
+
+def test_learning_rate_bounds_and_default():
+    assert ContinualLearner(small_net()).lr == 0.1
+    for lr in (0.0, -0.1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="learning rate"):
+            ContinualLearner(small_net(), lr=lr)
+
+
+def test_a_batch_of_one_is_observed_and_an_empty_one_refused():
+    learner = ContinualLearner(small_net())
+    assert math.isfinite(learner.observe(torch.randn(1, 12), torch.tensor([2]), 0))
+    with pytest.raises(ValueError, match="non-empty batch"):
+        learner.observe(torch.randn(0, 12), torch.zeros(0, dtype=torch.long), 0)
+
+
+class Recorder(ContinualLearner):
+    """Records what run_stream shows it; predicts the class ``task_id`` for everything."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Linear(1, 3))
+        self.batches, self.asked = [], []
+
+    def observe(self, x, y, task_id):
+        self.batches.append((task_id, x[:, 0].long().tolist(), y.tolist()))
+        return float(x.sum())
+
+    def predict(self, x, task_id=None):
+        self.asked.append(task_id)
+        return torch.full((len(x),), -1 if task_id is None else task_id)
+
+
+def id_stream(n_train=23):
+    """Two tasks whose inputs are their own ids (task 1's start at 100) and labels the task id."""
+    ids = [torch.arange(n_train) + 100 * t for t in range(2)]
+    return [Task(f"ids {t}", i[:, None].float(), i % 3, torch.zeros(4, 1), torch.full((4,), t))
+            for t, i in enumerate(ids)]
+
+
+def test_run_stream_shows_every_example_once_per_epoch_in_its_seeded_order():
+    stream, learner = id_stream(), Recorder()
+    result = run_stream(learner, stream, epochs=2, batch_size=10, seed=5, progress=False)
+    g = torch.Generator().manual_seed(5)
+    expected = []
+    for t, task in enumerate(stream):
+        for _ in range(2):
+            order = torch.randperm(23, generator=g)
+            expected += [(t, (order[k:k + 10] + 100 * t).tolist(), (task.y_train[order[k:k + 10]]).tolist())
+                         for k in range(0, 23, 10)]
+    assert learner.batches == expected                     # batches of 10, 10, 3; task ids in order
+    assert result["losses"] == [float(sum(ids)) for _, ids, _ in expected]
+    assert set(result) == {"R", "b", "acc", "bwt", "fwt", "losses", "seconds"}
+    assert 0 <= result["seconds"] < 60
+
+
+def test_run_stream_defaults_one_epoch_batches_of_ten_seed_zero():
+    learner = Recorder()
+    run_stream(learner, id_stream(), progress=False)
+    order = torch.randperm(23, generator=torch.Generator().manual_seed(0))
+    assert [ids for t, ids, _ in learner.batches if t == 0] == [order[k:k + 10].tolist() for k in (0, 10, 20)]
+    assert len(learner.batches) == 6
+
+
+def test_run_stream_tests_each_task_with_its_own_task_id():
+    learner = Recorder()
+    result = run_stream(learner, id_stream(), epochs=1, progress=False)
+    assert learner.asked == [0, 1] * 3                     # b, then R after each of the two tasks
+    assert (result["R"] == 1).all() and (result["b"] == 1).all()
+    assert (result["acc"], result["bwt"], result["fwt"]) == (1.0, 0.0, 0.0)   # fwt uses b
+
+
+def test_calling_a_learner_gives_its_networks_logits():
+    learner, x = ContinualLearner(small_net()), torch.randn(3, 12)
+    torch.testing.assert_close(learner(x), learner.net(x))
+    assert torch.equal(learner.predict(x), learner.net(x).argmax(1))
