@@ -47,7 +47,7 @@ BUILDERS = {
     "dcgan-glyphs.pt": (lambda: DCGANGenerator(), False),
     "dagan-glyphs.pt": (lambda: DAGANGenerator(), False),
     "sinusoid-maml-150s.pt": (lambda: MAML(sinusoid_mlp()), False),
-    "sinusoid-pretrained-30s.pt": (lambda: sinusoid_mlp(), False),
+    "sinusoid-pretrained-16825steps.pt": (lambda: sinusoid_mlp(), False),   # as many iterations as MAML
     "columns-proto.pt": (lambda: ColumnPrototypes(), False),
 }
 FLOOR = 0.5   # 5-way 1-shot: chance is 0.2
