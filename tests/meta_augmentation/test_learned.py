@@ -378,6 +378,8 @@ def test_train_policy_trains_then_tests_on_5way_1shot_episodes(monkeypatch, glyp
     assert all(torch.equal(p, q) for p, q in zip(alg.parameters(), fresh.parameters()))
     assert calls["evaluate"]["episodes"] == 50 and calls["train"]["progress"] is True
     assert calls["train"]["callback"] is None
+    train_policy(glyphs_background, glyphs_evaluation, meta_lr=1e-3, aug_lr=0.05, seconds=0.5, algorithm=mine)
+    assert calls["train"]["seconds"] == 0.5                           # under a second is a budget too
 
 
 @pytest.mark.parametrize("kwargs, match", [
