@@ -12,6 +12,7 @@ from metakit.meta_augmentation.nme import (
     BiasedPrototypicalNetwork,
     NMESampler,
     make_nme_learner,
+    nme_run,
     predict_episode,
     probe,
     relabel,
@@ -347,7 +348,7 @@ def test_nme_sampler_draws_fresh_classes_of_each_slot():
 
 
 @pytest.mark.parametrize("per, message", [(0, "needs 0"), (True, "needs 5"), (2.5, r"needs \?"),
-                                          (7, r"needs 35\. Choose classes_per_label <= 6\.")])
+                                          (7, r"needs 35\. Choose classes_per_label <= 6\.$")])
 def test_nme_sampler_refuses_classes_per_label(per, message):
     data = coded_dataset()
     with pytest.raises(ValueError, match=rf"^{data.name} has 30 classes; .*{message}"):
@@ -366,3 +367,96 @@ def test_sampler_on_a_named_device_and_its_classes(shuffle):
         assert sampler.pool.name == f"{coded_dataset().name}, 20 classes"
     else:
         assert classes.tolist() == decoded.tolist()
+
+
+def record_nme_run(monkeypatch):
+    """Replace train_nme and probe inside nme by recorders; each notes the global RNG's next draw."""
+    import metakit.meta_augmentation.nme as nme
+    calls = []
+
+    def fake_train(learner, sampler, **kwargs):
+        calls.append(dict(what="train", learner=learner, sampler=sampler, rng=float(torch.rand(())), **kwargs))
+        return {"steps": 12, "clock_seconds": 3.5}
+
+    def fake_probe(learner, sampler, episodes, zero_steps=False):
+        calls.append(dict(what="probe", learner=learner, sampler=sampler, episodes=episodes, zero_steps=zero_steps,
+                          rng=float(torch.rand(()))))
+        if zero_steps:
+            return {"acc": (0.9, 0.01), "acc_shifted": (0.8, 0.02), "acc_0_steps": (0.7, 0.03)}
+        return {"acc": (0.4, 0.04), "acc_shifted": (0.1, 0.05)}
+
+    monkeypatch.setattr(nme, "train_nme", fake_train)
+    monkeypatch.setattr(nme, "probe", fake_probe)
+    return calls
+
+
+def rng_after(seed, **learner):
+    """The global RNG's next draw after seeding (and building the learner, when its settings are given)."""
+    torch.manual_seed(seed)
+    if learner:
+        make_nme_learner("maml", **learner)
+    return float(torch.rand(()))
+
+
+def test_nme_run_trains_a_fresh_maml_then_probes_training_and_new_classes(monkeypatch):
+    calls = record_nme_run(monkeypatch)
+    background, evaluation = coded_dataset(), coded_dataset(classes=12, seed=1)
+    callback = lambda history: None  # noqa: E731
+    learner, row = nme_run(background, evaluation, shuffle="intra", inner_lr=0.2, n_way=4, k_shot=2, seconds=7.0,
+                           classes_per_label=3, test_episodes=9, n_query=3, progress=False, callback=callback, seed=4)
+    train, on_train, on_new = calls
+    assert (train["what"], on_train["what"], on_new["what"]) == ("train", "probe", "probe")
+    assert isinstance(learner, MAML) and learner.inner_lr == 0.2 and learner.model.head.out_features == 4
+    assert train["learner"] is learner and on_train["learner"] is learner and on_new["learner"] is learner
+    s = train["sampler"]
+    assert (s.n_way, s.k_shot, s.n_query, s.shuffle, len(s.classes)) == (4, 2, 3, "intra", 12)
+    assert s.slot == NMESampler(background, 4, 2, 3, classes_per_label=3, seed=4).slot
+    assert (train["seconds"], train["progress"], train["callback"], train["clock"]) == (7.0, False, callback,
+                                                                                      time.process_time)
+    p = on_train["sampler"]   # the NME family itself, unshuffled, the same classes and slots
+    assert (p.n_way, p.k_shot, p.n_query, p.shuffle, p.slot) == (4, 2, 3, "none", s.slot)
+    assert on_train["episodes"] == 9 and on_train["zero_steps"] is True
+    e = on_new["sampler"]     # ordinary episodes of the new classes
+    assert isinstance(e, EpisodeSampler) and (e.n_way, e.k_shot, e.n_query) == (4, 2, 3)
+    assert set(class_of(e.sample()[0]).tolist()) <= set(range(12))
+    assert on_new["episodes"] == 9 and on_new["zero_steps"] is False
+    assert (train["rng"], on_train["rng"], on_new["rng"]) == (rng_after(4, n_way=4, inner_lr=0.2),
+                                                             rng_after(5), rng_after(6))
+    assert row == {"acc": (0.9, 0.01), "acc_shifted": (0.8, 0.02), "acc_0_steps": (0.7, 0.03), "new": (0.4, 0.04),
+                   "new_shifted": (0.1, 0.05), "steps": 12, "cpu_s": 3.5}
+    torch.manual_seed(4)
+    fresh = make_nme_learner("maml", n_way=4, inner_lr=0.2)
+    assert all(torch.equal(a, b) for a, b in zip(learner.parameters(), fresh.parameters())), "seeded, then built"
+
+
+def test_nme_run_defaults_are_the_experiments(monkeypatch):
+    calls = record_nme_run(monkeypatch)
+    learner, _ = nme_run(coded_dataset(), coded_dataset(seed=1))
+    train, on_train, on_new = calls
+    assert learner.inner_lr == 0.1 and learner.model.head.out_features == 5          # NME's inner rate, 5-way
+    s = train["sampler"]
+    assert (s.n_way, s.k_shot, s.n_query, s.shuffle, len(s.classes)) == (5, 1, 5, "none", 25)
+    assert train["seconds"] == 20.0 and train["progress"] is True and train["callback"] is None
+    assert on_train["episodes"] == on_new["episodes"] == 50 and train["rng"] == rng_after(0, inner_lr=0.1)
+    assert (on_new["sampler"].k_shot, on_new["sampler"].n_query) == (1, 5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(shuffle="some"), "^shuffle must be one of none, intra, inter"), (dict(inner_lr=True), "^inner_lr"),
+    (dict(inner_lr="0.1"), "^inner_lr"), (dict(inner_lr=0.0), "^inner_lr"), (dict(inner_lr=10.5), "^inner_lr"),
+    (dict(inner_lr=float("nan")), "^inner_lr"), (dict(n_way=1), "^n_way must be at least 2"),
+    (dict(seconds=0), "^seconds"), (dict(seconds=600.5), "^seconds"), (dict(seconds="5"), "^seconds"),
+    (dict(k_shot=6), "k_shot"), (dict(classes_per_label=7), "classes_per_label")])
+def test_nme_run_refuses_before_training(monkeypatch, kwargs, match):
+    calls = record_nme_run(monkeypatch)
+    with pytest.raises(ValueError, match=match):
+        nme_run(coded_dataset(), coded_dataset(seed=1), **kwargs)
+    assert calls == []
+
+
+def test_nme_run_accepts_the_edges(monkeypatch):
+    calls = record_nme_run(monkeypatch)
+    nme_run(coded_dataset(), coded_dataset(seed=1), inner_lr=10, n_way=2, seconds=600, classes_per_label=1)
+    assert calls[0]["seconds"] == 600 and calls[0]["learner"].inner_lr == 10
+    nme_run(coded_dataset(), coded_dataset(seed=1), seconds=0.5)
+    assert calls[3]["seconds"] == 0.5
