@@ -50,10 +50,9 @@ def main(argv=None) -> None:
     print(f"device: {device}")
     background, evaluation = metakit.load_glyphs("background"), metakit.load_glyphs("evaluation")
     print("part 1: continual learning, 10 rotated-glyph tasks" + (" (quick: 3 tasks, 1 epoch)" if args.quick else ""))
-    r = experiments.compare_strategies(evaluation, seed=args.seed, progress=progress, device=device,
-                                       **(dict(n_tasks=3, epochs=1) if args.quick else {}))
-    print(experiments.strategies_table(r, names={}), flush=True)
     small = dict(n_tasks=3, epochs=1) if args.quick else {}
+    r = experiments.compare_strategies(evaluation, seed=args.seed, progress=progress, device=device, **small)
+    print(experiments.strategies_table(r, names={}), flush=True)
     sweep = experiments.ewc_sweep(evaluation, strengths=(0, 1, 3, 10, 15, 30), lrs=(0.1,), seed=args.seed,
                                   progress=progress, device=device, **small)
     sweep += experiments.ewc_sweep(evaluation, strengths=(0, 10, 30, 100), lrs=(0.03,), seed=args.seed,
