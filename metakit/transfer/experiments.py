@@ -1,11 +1,17 @@
-"""Notebook 08's experiments, which ``benchmarks/transfer.py`` runs at full size: the four methods
+"""Notebook 08's experiments, which ``benchmarks/transfer.py`` runs at full size: the five methods
 trained for the same CPU time (train-or-load), compared on the same test episodes
-(:func:`metakit.compare.compare`), the choice of layers to fine-tune, and a fine-tuning curve."""
+(:func:`metakit.compare.compare`), what MAML's test-time steps and class pool are worth, the choice
+of layers to fine-tune, a fine-tuning curve, and meta-transfer learning's inner loop with its
+scaling and shifting switched on or off."""
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
+
+import torch
+import torch.nn.functional as F
 
 from ..checkpoints import train_or_load
 from ..compare import compare, episode_accuracy, paired
@@ -16,9 +22,11 @@ from ..models import Conv4
 from ..runtime import recipe_clock, seed_everything
 from ..stats import format_ci
 from ..training import model_device, train_episodes
+from . import mtl as meta_transfer
 from .finetune import HEADS, LAYERS, FineTuner, pretrain, trim_history
 
-NAMES = {"baseline": "Baseline", "baselinepp": "Baseline++", "proto": "ProtoNet", "maml": "MAML"}
+NAMES = {"baseline": "Baseline", "baselinepp": "Baseline++", "proto": "ProtoNet", "maml": "MAML", "mtl": "MTL",
+         "mtloff": "MTL, SS off", "maml10": "MAML 10 steps", "mamlrot": "MAML rotations"}
 SETTINGS = {"5w1s": dict(n_way=5, k_shot=1, n_query=15), "5w5s": dict(n_way=5, k_shot=5, n_query=15)}
 N_QUERY = 10  # queries per class in the fine-tuning explorer: 10 shots + 10 queries fit a character's 20 drawings
 
@@ -55,18 +63,50 @@ def trained_proto(background, seconds: float, folder, *, retrain: bool = False, 
 
 
 def trained_maml(background, seconds: float, path, *, retrain: bool = False, clock=None,
-                 seed: int = 0, progress: bool = True, device=None):
+                 seed: int = 0, progress: bool = True, device=None, rotations: bool = False):
     """MAML in notebook 03's regime (:mod:`metakit.gradient.family`), trained for ``seconds`` of
     ``clock`` or loaded from ``path`` (notebook 03's ``family-maml.pt``), on ``device`` (None: the
-    CPU). Returns ``(maml, info)``,
+    CPU); ``rotations=True`` draws its training episodes from the same pool of 4C rotated classes
+    as the other methods' training. Returns ``(maml, info)``,
     info holding ``steps``, ``seconds`` (wall), ``clock_seconds`` and ``loaded``."""
     seed_everything(seed)
     maml = family.make_algorithm("maml").to(device)
     clock = clock or recipe_clock(device)
     h = train_or_load(maml, Path(path), lambda a: family.train(a, background, seconds=seconds, progress=progress,
-                                                                clock=clock), retrain=retrain)
+                                                                clock=clock, rotations=rotations), retrain=retrain)
     return maml, {"steps": h["steps"], "clock_seconds": h.get("clock_seconds", h["seconds"]), "loaded": h["loaded"],
                   "seconds": h["seconds"]}
+
+
+def with_test_steps(algorithm, steps: int):
+    """A copy of a gradient-based method that takes ``steps`` inner steps at test time (its
+    meta-training is unchanged): MAML trained with one step often gains from more."""
+    algorithm = copy.deepcopy(algorithm)
+    algorithm.inner_steps = int(steps)
+    return algorithm
+
+
+def without_scale_shift(mtl):
+    """A copy of a trained meta-transfer learner whose features skip the scaling and shifting (the
+    pretrained features as they were), with the same meta-learned head and inner loop."""
+    mtl = copy.deepcopy(mtl)
+    mtl.model.set_mode("off")
+    return mtl
+
+
+def trained_mtl(background, seconds: float, folder, *, retrain: bool = False, clock=None, seed: int = 0,
+                progress: bool = True, device=None):
+    """Meta-transfer learning (:mod:`metakit.transfer.mtl`): ``PRETRAIN_SHARE`` of ``seconds`` of
+    ``clock`` pretraining a Conv-4 as Baseline does, the rest meta-learning its scaling and shifting,
+    or loaded from ``folder / transfer-mtl-300s.pt``, on ``device`` (None: the CPU).
+    Returns ``(mtl, info)``."""
+    seed_everything(seed)
+    mtl = meta_transfer.make_mtl().to(device)
+    clock = clock or recipe_clock(device)
+    train = lambda m: trim_history(meta_transfer.train(m, background, seconds, clock=clock,  # noqa: E731
+                                                       progress=progress, seed=seed))
+    info = train_or_load(mtl, Path(folder) / "transfer-mtl-300s.pt", train, retrain=retrain)
+    return mtl, info
 
 
 def compare_methods(methods: dict, test_sets: dict, episodes: int = 600, seed: int = 0, progress: bool = True) -> dict:
@@ -81,14 +121,16 @@ def format_table(results: dict, train_info: dict | None = None, names: dict = NA
     methods = list(dict.fromkeys(k[0] for k in results))
     sets = list(dict.fromkeys(k[1] for k in results))
     settings = list(dict.fromkeys(k[2] for k in results))
-    lines = [f"{'test set, method':<20} " + " ".join(f"{s:>15}" for s in settings)
+    width = max(20, *(len(f"{s}, {names.get(m, m)}") for s in sets for m in methods))
+    lines = [f"{'test set, method':<{width}} " + " ".join(f"{s:>15}" for s in settings)
              + f" {'ms/ep':>6} {'train steps':>11} {'train s':>8}"]
     for s in sets:
         for m in methods:
             cells = " ".join(format_ci(results[m, s, x]["acc"], results[m, s, x]["ci95"]) for x in settings)
-            info = train_info.get(m, {})
-            lines.append(f"{s + ', ' + names.get(m, m):<20} {cells} {results[m, s, settings[0]]['ms']:>6.1f} "
-                         f"{info.get('steps', ''):>11} {info.get('clock_seconds', math.nan):>8.0f}")
+            info = train_info.get(m, {})  # none for a variant of another method's weights
+            clock = f"{info['clock_seconds']:>8.0f}" if "clock_seconds" in info else f"{'':>8}"
+            lines.append(f"{s + ', ' + names.get(m, m):<{width}} {cells} {results[m, s, settings[0]]['ms']:>6.1f} "
+                         f"{info.get('steps', ''):>11} {clock}")
     return "\n".join(lines)
 
 
@@ -156,6 +198,73 @@ def finetune_curve(backbone, dataset, head: str, n_way: int, k_shot: int, steps:
     return {"loss": mean(losses), "steps": model.history["query_steps"], "acc": mean(accs), "references": refs}
 
 
+def mtl_curve(mtl, dataset, mode: str, k_shot: int, steps: int, lr: float, seed: int = 0, episodes: int = 5) -> dict:
+    """Meta-transfer learning's inner loop followed step by step on ``episodes`` 5-way episodes,
+    with the scaling and shifting in ``mode`` (:data:`metakit.transfer.mtl.SS_MODES`; ``"off"``
+    is the pretrained features as they were), from the meta-learned head.
+
+    Returns:
+        ``{"steps": 0..steps, "acc": mean query accuracy after each step, "loss": mean support
+        loss before each step}``.
+    Raises:
+        ValueError: an impossible episode, a mode or a rate that is not one;
+        FloatingPointError: when the support loss stops being finite (too large a rate).
+    """
+    n_way, net = mtl.model.head.out_features, mtl.model
+    if int(steps) != steps or steps < 0:
+        raise ValueError(f"steps must be a whole number >= 0; got {steps!r}.")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"the inner learning rate must be a positive number; got {lr!r}.")
+    if mode not in meta_transfer.SS_MODES:
+        raise ValueError(f"mode must be one of {', '.join(repr(m) for m in meta_transfer.SS_MODES)}; got {mode!r}.")
+    device = model_device(net)
+    key = (id(dataset), n_way, k_shot, seed, episodes, str(device))
+
+    def draw():
+        seed_everything(seed)
+        sampler = EpisodeSampler(dataset, n_way, k_shot, N_QUERY, device=device)  # ValueError if impossible
+        return [sampler.sample() for _ in range(episodes)]
+
+    def features():
+        before = net.mode
+        net.set_mode(mode)
+        try:
+            with torch.no_grad():
+                return [(net.features(xs), ys, net.features(xq), yq) for xs, ys, xq, yq in tasks]
+        finally:
+            net.set_mode(before)
+
+    tasks = _cached(("mtl episodes", *key), draw, dataset)
+    feats = _cached(("mtl features", id(mtl), mode, *key), features, mtl, dataset)
+    accs, losses = [], []
+    for z_support, y_support, z_query, y_query in feats:
+        w = net.head.weight.detach().clone().requires_grad_()
+        b = net.head.bias.detach().clone().requires_grad_()
+        acc, loss_path = [], []
+        for k in range(int(steps) + 1):
+            with torch.no_grad():
+                acc.append((F.linear(z_query, w, b).argmax(1) == y_query).float().mean().item())
+            if k == steps:
+                break
+            loss = F.cross_entropy(F.linear(z_support, w, b), y_support)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"The support loss became {loss.item()} at step {k + 1} with lr={lr:g}; "
+                                         "lower the learning rate (try lr / 10).")
+            gw, gb = torch.autograd.grad(loss, (w, b))
+            with torch.no_grad():
+                w -= lr * gw
+                b -= lr * gb
+            loss_path.append(loss.item())
+        if len(loss_path) > 1 and loss_path[-1] > loss_path[0]:  # cross-entropy stays finite: a rise is the sign
+            raise FloatingPointError(f"The inner loop diverged: the support loss rose from {loss_path[0]:.3g} to "
+                                     f"{loss_path[-1]:.3g} in {steps} steps with lr={lr:g}; lower the learning rate "
+                                     "(try lr / 10).")
+        accs.append(acc)
+        losses.append(loss_path)
+    mean = lambda rows: [sum(col) / len(col) for col in zip(*rows)]  # noqa: E731
+    return {"steps": list(range(int(steps) + 1)), "acc": mean(accs), "loss": mean(losses)}
+
+
 def mean_accuracy(method, tasks) -> float:
     """The mean query accuracy of a trained method on the episodes ``tasks``, BatchNorm on its
     running statistics as at test time."""
@@ -167,9 +276,16 @@ def mean_accuracy(method, tasks) -> float:
         method.train(was_training)
 
 
-def paired_table(results: dict, pairs=(("baselinepp", "baseline"), ("baselinepp", "proto"), ("baseline", "proto"),
-                                       ("proto", "maml"))) -> str:
-    """One line per (test set, setting): each pair's mean per-episode difference and its interval."""
+PAIRS = (("baselinepp", "baseline"), ("baselinepp", "proto"), ("baseline", "proto"), ("proto", "maml"),
+         ("mtl", "baseline"), ("mtl", "proto"), ("mtl", "mtloff"), ("maml10", "maml"), ("mamlrot", "maml"),
+         ("proto", "maml10"))
+
+
+def paired_table(results: dict, pairs=PAIRS) -> str:
+    """One line per (test set, setting): each pair's mean per-episode difference and its interval
+    (pairs with a method not in ``results`` are left out)."""
+    methods = {k[0] for k in results}
+    pairs = [(a, b) for a, b in pairs if a in methods and b in methods]
     sets = list(dict.fromkeys(k[1] for k in results))
     settings = list(dict.fromkeys(k[2] for k in results))
     return "\n".join(f"  {s:<8} {x}: " + "  ".join(f"{a}-{b} {d:+.4f}±{e:.4f}" for a, b in pairs

@@ -1,5 +1,6 @@
-"""Notebook 08's views: the comparison as a bar chart, and a fine-tuning explorer (n_way, k_shot,
-fine-tuning steps and learning rate, which layers to fine-tune) on the pretrained backbones.
+"""Notebook 08's views: the comparison as a bar chart, a fine-tuning explorer (n_way, k_shot,
+fine-tuning steps and learning rate, which layers to fine-tune) on the pretrained backbones, and
+meta-transfer learning's explorer (its scaling and shifting switched on or off).
 
 The figure functions are plain callbacks of control values (tests call them directly); bad values
 raise ``ValueError`` or ``FloatingPointError``, which the explorer shows as a message.
@@ -11,8 +12,9 @@ import ipywidgets as W
 from matplotlib.figure import Figure
 
 from ..widgets import Explorer, new_episode_button
-from .experiments import NAMES, finetune_curve
+from .experiments import NAMES, finetune_curve, mtl_curve
 from .finetune import HEADS, LAYERS
+from .mtl import SS_MODES
 
 
 def comparison_figure(results: dict, names: dict = NAMES) -> Figure:
@@ -105,3 +107,47 @@ def layers_figure(table: dict) -> Figure:
     ax.legend(fontsize=8, loc="lower right", title="fine-tuned")
     fig.tight_layout()
     return fig
+
+
+def mtl_figure(mtl, datasets: dict, dataset: str, mode: str, k_shot: int, steps: int, lr: float, seed: int = 0,
+               episodes: int = 5) -> Figure:
+    """The MTL explorer's callback: query accuracy against the head's inner steps with the scaling
+    and shifting in ``mode``, next to the full method (both on, dashed) on the same episodes; and
+    the learned per-channel scales and shifts of the four convolutions."""
+    if dataset not in datasets:
+        raise ValueError(f"dataset must be one of {', '.join(datasets)}; got {dataset!r}.")
+    curve = mtl_curve(mtl, datasets[dataset], mode, k_shot, steps, lr, seed=seed, episodes=episodes)
+    fig = Figure(figsize=(10, 3.4))
+    ax_acc, ax_ss = fig.subplots(1, 2)
+    ax_acc.plot(curve["steps"], curve["acc"], marker=".", label=f"scaling and shifting: {mode}")
+    if mode != SS_MODES[0]:
+        full = mtl_curve(mtl, datasets[dataset], SS_MODES[0], k_shot, steps, lr, seed=seed, episodes=episodes)
+        ax_acc.plot(full["steps"], full["acc"], ls="--", color="gray", label="both on (MTL)")
+    ax_acc.axhline(1 / mtl.model.head.out_features, ls=":", color="gray", label="chance")
+    ax_acc.set(xlabel="inner step on the head", ylabel="query accuracy", ylim=(0, 1.02),
+               title=f"{dataset}: 5-way {k_shot}-shot, mean of {episodes} episodes, final {curve['acc'][-1]:.3f}")
+    ax_acc.legend(fontsize=8, loc="lower right")
+    for i, (scale, shift) in enumerate(zip(mtl.model.scale, mtl.model.shift)):
+        ax_ss.scatter(scale.detach().cpu() - 1, shift.detach().cpu(), s=8, label=f"conv {i + 1}")
+    ax_ss.axvline(0, color="gray", lw=0.5)
+    ax_ss.axhline(0, color="gray", lw=0.5)
+    ax_ss.set(xlabel="scale - 1 (per channel)", ylabel="shift (per channel)", title="what meta-learning changed")
+    ax_ss.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def mtl_explorer(mtl, datasets: dict, episodes: int = 5) -> Explorer:
+    """A switch for the scaling and shifting (both, one, or off), sliders for k_shot, the inner steps
+    and their learning rate, the test set, and a new-episodes button."""
+    style = {"description_width": "initial"}
+    controls = {
+        "dataset": W.Dropdown(options=list(datasets), description="test set"),
+        "mode": W.ToggleButtons(options=list(SS_MODES), description="scaling and shifting", style=style),
+        "k_shot": W.IntSlider(1, min=1, max=10, description="k_shot", style=style),
+        "steps": W.IntSlider(mtl.inner_steps, min=0, max=100, description="inner steps", style=style),
+        "lr": W.FloatLogSlider(mtl.inner_lr, base=10, min=-4, max=2, description="inner lr", style=style),
+        "seed": W.IntText(0, description="seed", layout=W.Layout(width="140px")),
+    }
+    return Explorer(mtl_figure, controls, extras=[new_episode_button(controls["seed"])], mtl=mtl, datasets=datasets,
+                    episodes=episodes)
