@@ -93,6 +93,30 @@ def train_methods(background, seconds: float, seed: int = 0, device=None, progre
     return models, histories
 
 
+#: the two training regimes of :data:`TRAIN`, so that MetaOptNet and the prototypical network can be
+#: compared at matched ways: each method trained in its own regime and in the other's
+REGIMES = {"20way": TRAIN["metaopt"], "40way": TRAIN["proto"]}
+
+
+def train_matched_ways(background, seconds: float, methods=("proto", "metaopt"), seed: int = 0, device=None,
+                       progress: bool = True, clock=time.process_time) -> tuple[dict, dict]:
+    """Every method in ``methods`` trained in every regime of :data:`REGIMES` for the same budget
+    of ``clock`` (CPU time by default), each from the same seed.
+
+    Returns:
+        ``(models, histories)``, keyed ``"<method>-<regime>"`` (``"metaopt-40way"``, ...).
+    """
+    models, histories = {}, {}
+    for method in methods:
+        for regime, episode in REGIMES.items():
+            seed_everything(seed)
+            key = f"{method}-{regime}"
+            models[key] = make_model(method).to(device)
+            histories[key] = train(models[key], background, seconds=seconds, device=device, progress=progress,
+                                   clock=clock, **episode)
+    return models, histories
+
+
 def format_papers(results: dict) -> str:
     """The papers' full-Omniglot figures and our ratio on real Omniglot (nan without it)."""
     lines = []

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -83,3 +85,19 @@ def test_embedding_2d_shapes(glyphs_evaluation):
     view = metric.embedding_2d(metric.make_model("matching", hidden=8), glyphs_evaluation, 4, 2, n_query=3)
     assert view["points"].shape == (4 * 2 + 4 * 3, 2) and view["prototypes"].shape == (4, 2)
     assert view["support"].shape == (8, 2) and view["wrong"].shape == (12,)
+
+
+def test_matched_ways_trains_each_method_in_each_regime_from_the_same_seed(glyphs_evaluation, monkeypatch):
+    calls = []
+
+    def fake_train(model, dataset, **kwargs):
+        calls.append((metric.method_of(model), kwargs["n_way"], kwargs["n_query"], kwargs["clock"]))
+        return {"steps": 1, "clock_seconds": kwargs["seconds"]}
+
+    monkeypatch.setattr(metric, "train", fake_train)
+    models, histories = metric.train_matched_ways(glyphs_evaluation, 2.0, progress=False)
+    assert list(models) == ["proto-20way", "proto-40way", "metaopt-20way", "metaopt-40way"] == list(histories)
+    assert [c[:3] for c in calls] == [("proto", 20, 5), ("proto", 40, 2), ("metaopt", 20, 5), ("metaopt", 40, 2)]
+    assert {c[3] for c in calls} == {time.process_time}   # CPU time: the same compute for all
+    first = [p.detach().clone() for p in models["proto-20way"].parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(first, models["proto-40way"].parameters()))  # same seed
