@@ -25,6 +25,7 @@ from metakit.meta_augmentation.nme import make_nme_learner
 from metakit.metadata.encoder import ColumnPrototypes
 from metakit.metric.experiments import make_model
 from metakit.models import Conv4
+from metakit.transfer.mtl import make_mtl
 
 FAMILY = ["maml", "fomaml", "reptile", "anil", "metasgd", "mamlpp"]
 NME = ["maml", "maml_inter", "maml_intra", "proto", "protobias", "protobias_intra"]
@@ -41,6 +42,8 @@ BUILDERS = {
     **{f"metaaug-nme-{n}.pt": (lambda n=n: make_nme_learner(n.split("_")[0]), n == "proto") for n in NME},
     "transfer-baseline-300s.pt": (lambda: Conv4(hidden=64), False),
     "transfer-baselinepp-300s.pt": (lambda: Conv4(hidden=64), False),
+    "transfer-mtl-300s.pt": (lambda: make_mtl(), True),    # its inner loop runs on features computed once
+    "transfer-maml-rot-300s.pt": (lambda: make_algorithm("maml"), False),
     "oml-3000steps.pt": (lambda: OnlineLearner(1).frozen(), False),
     "pretrain-3000steps.pt": (lambda: OnlineLearner(1).frozen(), False),
     "anml-3000steps.pt": (lambda: ANML(1).frozen(), False),
@@ -92,7 +95,8 @@ def test_beats_chance_by_far_on_fixed_episodes(name, episodes):
     assert acc >= FLOOR, f"{name}: {acc:.2f} on 10 fixed 5-way 1-shot glyph episodes (chance 0.2)"
 
 
-GRADIENT = [f"family-{n}.pt" for n in FAMILY] + [f"metaaug-aug-{arm}.pt" for arm in ("none", "fixed", "learned")]
+GRADIENT = ([f"family-{n}.pt" for n in FAMILY] + [f"metaaug-aug-{arm}.pt" for arm in ("none", "fixed", "learned")]
+            + ["transfer-maml-rot-300s.pt"])
 
 
 @pytest.mark.parametrize("name", GRADIENT)

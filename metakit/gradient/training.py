@@ -44,7 +44,8 @@ def meta_train(algorithm, sampler_or_task_fn, *, meta_lr: float, meta_batch_size
     Args:
         algorithm: ``MAML``, ``ANIL``, ``MetaSGD``, ``Reptile`` or ``MAMLPlusPlus``.
         sampler_or_task_fn: where tasks come from (see :func:`sample_tasks`).
-        meta_lr: the outer optimiser's learning rate.
+        meta_lr: the outer optimiser's learning rate (an algorithm with ``param_groups(meta_lr)``
+            gives its own groups of parameters and rates, as meta-transfer learning does).
         meta_batch_size: tasks per meta-iteration.
         steps, seconds: the budget; at least one must be given.
         progress: show a tqdm bar with the running loss and accuracy (or mse).
@@ -65,7 +66,8 @@ def meta_train(algorithm, sampler_or_task_fn, *, meta_lr: float, meta_batch_size
     budget = Budget(steps, seconds, clock=clock, device=device, desc=f"meta-training {type(algorithm).__name__}",
                     progress=progress)
     algorithm.train()
-    opt = optimizer(algorithm.parameters(), lr=meta_lr)
+    groups = getattr(algorithm, "param_groups", None)  # a method may set its own rates per group of parameters
+    opt = optimizer(groups(meta_lr) if groups is not None else algorithm.parameters(), lr=meta_lr)
     last_call = time.perf_counter()
     for step in budget:
         tasks = tuple(t.to(device) for t in sample_tasks(sampler_or_task_fn, meta_batch_size))

@@ -33,6 +33,9 @@ SS_MODES = ("scale and shift", "scale only", "shift only", "off")
 # features (no scaling or shifting): 0.985 there, against 0.952 at 0.5 and 0.941 after a single step.
 INNER = dict(inner_lr=0.01, inner_steps=10)
 PRETRAIN_SHARE = 0.8  # of the training budget spent pretraining the backbone; the rest meta-learns SS
+# The outer learning rate of the scaling and shifting, as a fraction of the head's: the authors' code
+# uses Adam at 1e-4 for the scaling and shifting and 1e-3 for the head (its meta_lr1 and meta_lr2).
+SS_LR_RATIO = 0.1
 
 
 class ScaledConv4(nn.Module):
@@ -130,6 +133,12 @@ class MetaTransfer(MAML):
     def init_params(self) -> dict:
         return {"weight": self.model.head.weight, "bias": self.model.head.bias}
 
+    def param_groups(self, meta_lr: float) -> list[dict]:
+        """The outer optimiser's groups: the head's start at ``meta_lr``, the scaling and shifting
+        at :data:`SS_LR_RATIO` times it (small steps keep the pretrained features near where they were)."""
+        return [{"params": [*self.model.scale, *self.model.shift], "lr": SS_LR_RATIO * meta_lr},
+                {"params": list(self.model.head.parameters()), "lr": meta_lr}]
+
     def forward_fn(self):
         return head_forward
 
@@ -166,7 +175,8 @@ def train(mtl: MetaTransfer, background, seconds: float | None = None, *, pretra
     """Both phases on ``background``: pretrain a Conv-4 over every class (Baseline's recipe, linear
     head, rotated classes) for ``PRETRAIN_SHARE`` of ``seconds`` of ``clock``, fold it into ``mtl``,
     then meta-learn the scaling and shifting and the head's initialisation for the rest, with the
-    gradient family's episodes and outer optimiser (:func:`metakit.gradient.family.train`).
+    gradient family's episodes and outer optimiser (:func:`metakit.gradient.family.train`), the
+    scaling and shifting at a tenth of its rate (:meth:`MetaTransfer.param_groups`).
     ``pretrain_steps`` and ``meta_steps`` give step budgets instead (tests).
 
     Returns:

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from metakit.compare import episode_accuracy
-from metakit.episodes import sample_episode
+from metakit.episodes import EpisodeSampler, sample_episode
 from metakit.gradient import family
+from metakit.gradient.training import meta_train
 from metakit.models import Conv4
 from metakit.transfer import experiments
 from metakit.transfer import mtl as M
@@ -181,3 +182,21 @@ def test_without_scale_shift_is_a_copy_with_the_pretrained_features():
     assert off.model.mode == "off" and mtl.model.mode == "scale and shift"
     assert not torch.allclose(off.features(x), mtl.features(x))
     assert torch.equal(off.model.head.weight, mtl.model.head.weight)
+
+
+def test_the_outer_optimiser_steps_the_scaling_and_shifting_ten_times_more_gently_than_the_head():
+    mtl = M.MetaTransfer(M.ScaledConv4(pretrained_like(), n_way=3))
+    groups = mtl.param_groups(1e-3)
+    assert [g["lr"] for g in groups] == [pytest.approx(1e-4), 1e-3]
+    assert sum(len(g["params"]) for g in groups) == len(list(mtl.parameters()))
+    seen = []
+
+    class Recording(torch.optim.Adam):
+        def __init__(self, params, lr):
+            params = list(params)
+            seen.append([g["lr"] for g in params])
+            super().__init__(params, lr=lr)
+
+    meta_train(mtl, EpisodeSampler(tiny_dataset(classes=6, per_class=8), 3, 1, 2), meta_lr=1e-3, meta_batch_size=2,
+               steps=1, progress=False, optimizer=Recording)
+    assert seen == [[pytest.approx(1e-4), 1e-3]]
