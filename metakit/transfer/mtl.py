@@ -218,7 +218,7 @@ def meta_gradient_check(mtl: MetaTransfer, task, directions: int = 8, eps: float
     analytic, numeric = [], []
     with torch.no_grad():
         for _ in range(directions):
-            v = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+            v = [torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device) for p in params]
             norm = torch.sqrt(sum((d * d).sum() for d in v))
             v = [d / norm for d in v]
             values = []
