@@ -1,6 +1,6 @@
 """Benchmark: three gaps the notebooks read from a single seed, re-run over several seeds.
 
-    python benchmarks/seeds.py                        # seeds 0, 1, 2; the notebooks' budgets (about 90 CPU-minutes)
+    python benchmarks/seeds.py                        # seeds 0, 1, 2 at the notebooks' budgets: ~100 min of a core
     python benchmarks/seeds.py --quick                # a smoke test: a second or two of training, a few episodes
     python benchmarks/seeds.py --gaps anil --seconds-scale 0.5    # one gap, every budget halved
 
