@@ -61,31 +61,34 @@ QUICK = dict(seconds=1.5, episodes=4)
 
 def anil_gap(background, test_sets, seconds, episodes, seed, progress):
     """MAML and ANIL as notebook 03 trains them (``seconds`` CPU-s each), on the same test episodes."""
-    algorithms, _ = family.train_family(["maml", "anil"], background, seconds, seed=seed, progress=progress,
-                                        clock=time.process_time)
-    return compare(algorithms, test_sets, family.SETTINGS, episodes=episodes, seed=seed, progress=progress)
+    algorithms, histories = family.train_family(["maml", "anil"], background, seconds, seed=seed, progress=progress,
+                                                clock=time.process_time)
+    results = compare(algorithms, test_sets, family.SETTINGS, episodes=episodes, seed=seed, progress=progress)
+    return results, {name: h["steps"] for name, h in histories.items()}
 
 
 def aug_gap(background, test_sets, seconds, episodes, seed, progress):
     """Notebook 06's no-augmentation and learned-augmentation arms (``seconds`` CPU-s each)."""
-    arms = {}
+    arms, steps = {}, {}
     for arm in ("none", "learned"):
         seed_everything(seed)
         arms[arm] = learned.make_augmented(arm)
-        learned.train_augmented(arms[arm], background, seconds=seconds, meta_lr=learned.AUG_TRAIN["meta_lr"],
-                                aug_lr=learned.AUG_TRAIN["aug_lr"], clock=recipe_clock(), progress=progress)
+        history = learned.train_augmented(arms[arm], background, seconds=seconds, meta_lr=learned.AUG_TRAIN["meta_lr"],
+                                          aug_lr=learned.AUG_TRAIN["aug_lr"], clock=recipe_clock(), progress=progress)
+        steps[arm] = history["steps"]
     return compare(arms, test_sets, {learned.TEST: dict(n_way=5, k_shot=1, n_query=15)}, episodes=episodes,
-                   seed=seed, progress=progress)
+                   seed=seed, progress=progress), steps
 
 
 def proto_gap(background, test_sets, seconds, episodes, seed, progress):
     """Notebook 08's Baseline (linear head, fine-tuned per episode) and ProtoNet, ``seconds`` CPU-s each."""
     with tempfile.TemporaryDirectory() as folder:
         run = dict(retrain=True, seed=seed, progress=progress)
-        backbone, _ = transfer.pretrained_backbone("baseline", background, seconds, folder, **run)
-        proto, _ = transfer.trained_proto(background, seconds, folder, **run)
+        backbone, baseline_info = transfer.pretrained_backbone("baseline", background, seconds, folder, **run)
+        proto, proto_info = transfer.trained_proto(background, seconds, folder, **run)
     methods = {"baseline": FineTuner(backbone, head=HEADS["baseline"]), "proto": proto}
-    return transfer.compare_methods(methods, test_sets, episodes=episodes, seed=seed, progress=progress)
+    results = transfer.compare_methods(methods, test_sets, episodes=episodes, seed=seed, progress=progress)
+    return results, {"baseline": baseline_info["steps"], "proto": proto_info["steps"]}
 
 
 RUN = {"anil": anil_gap, "aug": aug_gap, "proto": proto_gap}
@@ -102,14 +105,17 @@ def seed_row(gap: str, results: dict, test_sets) -> dict:
     return {cell: (results[(a, *cell)]["acc"], results[(b, *cell)]["acc"]) for cell in cells(gap, test_sets)}
 
 
-def format_seeds(gap: str, rows: dict) -> str:
-    """The per-seed table: a line per (cell, seed) with both accuracies and the difference b - a."""
+def format_seeds(gap: str, rows: dict, steps: dict | None = None) -> str:
+    """The per-seed table: a line per (cell, seed) with both accuracies and the difference b - a, then
+    each method's training steps in that seed's budget when ``steps`` (seed -> method -> steps) is given."""
     a, b = GAPS[gap]["a"], GAPS[gap]["b"]
-    lines = [f"{'test set':<9} {'setting':<7} {'seed':>4} {a:>9} {b:>9} {b + ' - ' + a:>17}"]
+    lines = [f"{'test set':<9} {'setting':<7} {'seed':>4} {a:>9} {b:>9} {b + ' - ' + a:>17}"
+             + (f" {a + ' steps':>14} {b + ' steps':>14}" if steps else "")]
     for cell in next(iter(rows.values())):
         for seed, row in rows.items():
             x, y = row[cell]
-            lines.append(f"{cell[0]:<9} {cell[1]:<7} {seed:>4} {x:>9.4f} {y:>9.4f} {y - x:>+17.4f}")
+            lines.append(f"{cell[0]:<9} {cell[1]:<7} {seed:>4} {x:>9.4f} {y:>9.4f} {y - x:>+17.4f}"
+                         + (f" {steps[seed][a]:>14} {steps[seed][b]:>14}" if steps else ""))
     return "\n".join(lines)
 
 
@@ -175,15 +181,16 @@ def main(argv=None) -> None:
             episodes = args.episodes or (QUICK["episodes"] if args.quick else g["episodes"])
             print(f"\n== {gap}: {g['b']} - {g['a']}, {seconds:g} CPU-s of training each, {episodes} test episodes",
                   flush=True)
-            rows = {}
+            rows, steps = {}, {}
             for seed in seeds:
                 gap_start = time.perf_counter()
-                results = RUN[gap](background, test_sets, seconds, episodes, seed, progress)
+                results, steps[seed] = RUN[gap](background, test_sets, seconds, episodes, seed, progress)
                 rows[seed] = seed_row(gap, results, test_sets)
-                print(f"seed {seed} done in {time.perf_counter() - gap_start:.0f} s: "
+                print(f"seed {seed} done in {time.perf_counter() - gap_start:.0f} s (training steps "
+                      + ", ".join(f"{m} {n}" for m, n in steps[seed].items()) + "): "
                       + ", ".join(f"{s} {x} {a:.4f} / {b:.4f}" for (s, x), (a, b) in rows[seed].items()), flush=True)
             summary = summaries(rows)
-            print(f"\nper seed ({gap}):\n{format_seeds(gap, rows)}\n\nover {len(seeds)} seeds ({gap}):\n"
+            print(f"\nper seed ({gap}):\n{format_seeds(gap, rows, steps)}\n\nover {len(seeds)} seeds ({gap}):\n"
                   f"{format_summary(gap, summary, len(seeds))}", flush=True)
             figures |= result_figures(gap, summary)
         print(f"\ntotal {time.perf_counter() - start:.0f} s wall, {time.process_time() - cpu_start:.0f} CPU-s, "
