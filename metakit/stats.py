@@ -48,3 +48,28 @@ def t95(dof: int) -> float:
 def format_ci(mean: float, half_width: float, digits: int = 4) -> str:
     """``"0.9862±0.0025"``: the one way the kit's tables print a mean and its interval."""
     return f"{mean:.{digits}f}±{half_width:.{digits}f}"
+
+
+def seed_summary(a, b) -> dict:
+    """Two methods measured once per seed, paired by seed: how far the gap ``b - a`` is a finding.
+
+    Args:
+        a, b: ``(n_seeds,)`` accuracies of the two methods, entry ``i`` of each from seed ``i``
+            (the same training seed and the same test episodes for both).
+    Returns:
+        ``{"a_mean", "a_std", "a_range", "b_mean", "b_std", "b_range", "diff", "diff_ci", "excludes_zero"}``:
+        each method's mean, sample standard deviation (n - 1) and range (max - min, how far a
+        single-seed table can move), and the mean paired difference ``b - a`` with its 95%
+        half-width from :func:`mean_ci` (Student's t below 30 seeds). ``excludes_zero`` is
+        False when the interval holds 0 or there is none (one seed).
+    """
+    a, b = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in (a, b))
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError(f"seed_summary needs one value per seed for both methods; got {len(a)} and {len(b)}.")
+    out = {}
+    for name, v in (("a", a), ("b", b)):
+        out |= {f"{name}_mean": v.mean().item(), f"{name}_std": v.std(correction=1).item() if len(v) > 1 else math.nan,
+                f"{name}_range": (v.max() - v.min()).item()}
+    out["diff"], out["diff_ci"] = mean_ci(b - a)
+    out["excludes_zero"] = bool(abs(out["diff"]) > out["diff_ci"])  # False for a NaN half-width
+    return out

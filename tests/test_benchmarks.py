@@ -1,6 +1,10 @@
+import importlib.util
 import math
+import subprocess
+import sys
 
-from helpers import required, run_quick
+import pytest
+from helpers import BENCHMARKS, required, run_quick
 
 import metakit
 
@@ -77,3 +81,48 @@ def test_distributed_benchmark_quick_prints_a_result_line():
     assert all(float(result[k]) > 0 for k in ("its_1x1", "its_2x1", "ratio", "cpu_ratio"))
     assert float(result["grad_max_diff"]) < 1e-10
     assert "2 process(es) x 1 thread" in stdout and "load average" in stdout
+
+
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SEED_KEYS = [f"{gap}_{s}{ci}" for gap in ("anil_minus_maml", "aug_learned_minus_none", "proto_minus_baseline")
+             for s in ("glyphs", "omniglot") for ci in ("", "_ci")]
+
+
+def test_seeds_benchmark_quick_runs_one_gap_over_two_seeds():
+    stdout, result = run_quick("seeds.py", "--gaps", "aug", "--seeds", "0,1", "--episodes", "2",
+                               "--seconds-scale", "0.2")
+    assert list(result) == SEED_KEYS
+    assert -1 <= float(result["aug_learned_minus_none_glyphs"]) <= 1
+    assert float(result["aug_learned_minus_none_glyphs_ci"]) >= 0  # two seeds: a (wide) t interval
+    assert all(math.isnan(float(v)) for k, v in result.items() if not k.startswith("aug"))  # gaps not run
+    assert "per seed (aug):" in stdout and "over 2 seeds (aug):" in stdout and "learned - none" in stdout
+
+
+def test_seed_tables_from_fake_figures():
+    seeds = load_benchmark("seeds")
+    rows = {0: {("glyphs", "5w1s"): (0.90, 0.95)}, 1: {("glyphs", "5w1s"): (0.92, 0.96)},
+            2: {("glyphs", "5w1s"): (0.94, 0.97)}}
+    summary = seeds.summaries(rows)
+    r = summary["glyphs", "5w1s"]
+    assert r["a_mean"] == pytest.approx(0.92) and r["a_range"] == pytest.approx(0.04)
+    assert r["diff"] == pytest.approx(0.04) and r["excludes_zero"]  # +0.05, +0.04, +0.03: told apart
+    per_seed = seeds.format_seeds("anil", rows)
+    assert "maml" in per_seed.splitlines()[0] and "+0.0500" in per_seed and len(per_seed.splitlines()) == 4
+    assert "told apart (interval excludes 0)" in seeds.format_summary("anil", summary, 3)
+    figures = seeds.result_figures("anil", summary)
+    assert figures["anil_minus_maml_glyphs"] == pytest.approx(0.04) and math.isnan(figures["anil_minus_maml_omniglot"])
+    one = seeds.summaries({0: rows[0]})
+    assert "interval none" in seeds.format_summary("anil", one, 1)
+
+
+def test_seeds_benchmark_rejects_an_unknown_gap():
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "seeds.py"), "--gaps", "anil,maml"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown maml" in proc.stderr
