@@ -17,6 +17,7 @@ from ..checkpoints import train_or_load
 from ..compare import compare, episode_accuracy, paired
 from ..episodes import EpisodeSampler
 from ..gradient import family
+from ..gradient.functional import inner_loop, step_rates
 from ..metric import experiments as metric
 from ..models import Conv4
 from ..runtime import recipe_clock, seed_everything
@@ -236,25 +237,20 @@ def mtl_curve(mtl, dataset, mode: str, k_shot: int, steps: int, lr: float, seed:
 
     tasks = _cached(("mtl episodes", *key), draw, dataset)
     feats = _cached(("mtl features", id(mtl), mode, *key), features, mtl, dataset)
+    rate = step_rates(lr, None, None, int(steps))
+    start = {"weight": net.head.weight.detach(), "bias": net.head.bias.detach()}
     accs, losses = [], []
     for z_support, y_support, z_query, y_query in feats:
-        w = net.head.weight.detach().clone().requires_grad_()
-        b = net.head.bias.detach().clone().requires_grad_()
-        acc, loss_path = [], []
-        for k in range(int(steps) + 1):
-            with torch.no_grad():
-                acc.append((F.linear(z_query, w, b).argmax(1) == y_query).float().mean().item())
-            if k == steps:
-                break
-            loss = F.cross_entropy(F.linear(z_support, w, b), y_support)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"The support loss became {loss.item()} at step {k + 1} with lr={lr:g}; "
-                                         "lower the learning rate (try lr / 10).")
-            gw, gb = torch.autograd.grad(loss, (w, b))
-            with torch.no_grad():
-                w -= lr * gw
-                b -= lr * gb
-            loss_path.append(loss.item())
+        with torch.no_grad():  # torch.func still takes the inner gradients
+            path, support = inner_loop(meta_transfer.head_forward, start, z_support, y_support, steps=int(steps),
+                                       rate=rate, loss_fn=F.cross_entropy, first_order=True)
+            acc = [(meta_transfer.head_forward(p, z_query).argmax(1) == y_query).float().mean().item()
+                   for p in [start, *path]]
+        loss_path = support.tolist()
+        bad = [k for k, v in enumerate(loss_path) if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f"The support loss became {loss_path[bad[0]]} at step {bad[0] + 1} with "
+                                     f"lr={lr:g}; lower the learning rate (try lr / 10).")
         if len(loss_path) > 1 and loss_path[-1] > loss_path[0]:  # cross-entropy stays finite: a rise is the sign
             raise FloatingPointError(f"The inner loop diverged: the support loss rose from {loss_path[0]:.3g} to "
                                      f"{loss_path[-1]:.3g} in {steps} steps with lr={lr:g}; lower the learning rate "
