@@ -93,10 +93,17 @@ def generator_loss(fake_logits: torch.Tensor, non_saturating: bool = True) -> to
     return -F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
 
 
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """``E |grad_x D(x)|^2`` over the real batch ``real`` (which must require grad), differentiable
+    in the discriminator's weights; the logit's gradient, as Mescheder et al. (2018) use it."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
 def train_adversarial(generator, discriminator, real_batch, fake_batch, *, steps: int | None = None,
                       seconds: float | None = None, lr: float = 2e-4, callback=None, callback_every: int = 50,
                       progress: bool = True, clock=time.perf_counter, desc: str = "GAN training",
-                      generator_extra=None) -> dict:
+                      generator_extra=None, r1: float = 0.0, d_lr: float | None = None) -> dict:
     """Alternate one discriminator step and one generator step with Adam (betas 0.5, 0.999).
 
     Args:
@@ -109,17 +116,25 @@ def train_adversarial(generator, discriminator, real_batch, fake_batch, *, steps
         callback: ``callback(history)`` every ``callback_every`` steps and at the end (live plots).
         generator_extra: ``() -> loss`` added to the generator's loss after each ``fake_batch()``
             (the DAGAN's diversity term).
+        r1: the weight ``gamma`` of the R1 penalty (Mescheder, Geiger and Nowozin, 2018),
+            ``gamma / 2 * E |grad_x D(x)|^2`` on real examples, added to the discriminator's loss.
+            It keeps the discriminator from growing steep around the real data, the usual way it
+            runs away from the generator; 0 (the default) leaves it out.
+        d_lr: the discriminator's learning rate (default ``lr``).
     Returns:
         ``{"d_loss": [...], "g_loss": [...], "steps", "seconds", "clock_seconds"}``, one loss per step.
     Raises:
         FloatingPointError: when a loss stops being finite (a learning rate too large).
     """
-    if lr <= 0:
-        raise ValueError(f"lr must be positive; got {lr!r}.")
+    d_lr = lr if d_lr is None else d_lr
+    if not (lr > 0 and d_lr > 0):
+        raise ValueError(f"learning rates must be positive; got lr={lr!r}, d_lr={d_lr!r}.")
+    if not (r1 >= 0):
+        raise ValueError(f"r1 (the R1 penalty's weight) must be 0 or more; got {r1!r}.")
     device = next(generator.parameters()).device
     budget = Budget(steps, seconds, clock=clock, device=device, desc=desc, progress=progress)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=d_lr, betas=(0.5, 0.999))
     generator.train(), discriminator.train()
 
     def history():
@@ -127,9 +142,13 @@ def train_adversarial(generator, discriminator, real_batch, fake_batch, *, steps
 
     for step in budget:
         real, fake = real_batch(), fake_batch()
-        d_loss = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        if r1:
+            real = real.detach().requires_grad_()
+        real_logits = discriminator(real)
+        d_loss = discriminator_loss(real_logits, discriminator(fake.detach()))
+        penalty = r1_penalty(real_logits, real) if r1 else 0.0
         opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        (d_loss + r1 / 2 * penalty).backward()
         opt_d.step()
         g_loss = generator_loss(discriminator(fake))
         if generator_extra is not None:

@@ -164,3 +164,66 @@ def test_both_players_take_adams_first_step_of_the_given_lr():
         step = (p.detach() - p0).abs()
         assert step.max().item() == pytest.approx(3e-4, rel=1e-3)
         assert (step > 2e-4).float().mean() > 0.5
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_the_logit():
+    """For a linear discriminator D(x) = w.x + b the input gradient is w for every example, so
+    E|grad D|^2 = |w|^2; and the penalty is differentiable in w (its gradient is 2w)."""
+    from metakit.gan.dcgan import r1_penalty
+
+    torch.manual_seed(0)
+    discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+    real = torch.rand(6, 1, 28, 28).requires_grad_()
+    penalty = r1_penalty(discriminator(real), real)
+    w = discriminator[1].weight
+    assert penalty.item() == pytest.approx(w.pow(2).sum().item(), rel=1e-6)
+    (grad,) = torch.autograd.grad(penalty, w)
+    assert torch.allclose(grad, 2 * w, rtol=1e-5)
+
+
+def test_r1_enters_only_the_discriminators_step_with_half_its_weight():
+    """One step with r1 = gamma against one without: the discriminator's update differs by Adam's
+    response to the extra gradient gamma / 2 * 2w = gamma * w; the generator's and the logged
+    discriminator loss (without the penalty, comparable to 2 log 2) do not change."""
+    from metakit.gan.dcgan import train_adversarial
+
+    real, z = (torch.rand(8, 1, 28, 28) > 0.7).float(), torch.randn(8, 4)
+    runs = {}
+    for gamma in (0.0, 10.0):
+        torch.manual_seed(0)
+        generator = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 28, 28)))
+        discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+        w0 = discriminator[1].weight.detach().clone()
+        h = train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=1e-3,
+                              progress=False, r1=gamma)
+        runs[gamma] = (h, discriminator[1].weight.detach() - w0)
+    (h0, step0), (h1, step1) = runs[0.0], runs[10.0]
+    assert h1["d_loss"][0] == pytest.approx(h0["d_loss"][0], abs=1e-6)
+    assert not torch.allclose(step0, step1)
+    # a huge penalty makes the discriminator's first Adam step -lr * sign(w) almost everywhere
+    torch.manual_seed(0)
+    discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+    generator = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 28, 28)))
+    w0 = discriminator[1].weight.detach().clone()
+    train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=1e-3, progress=False,
+                      r1=1e6)
+    step = discriminator[1].weight.detach() - w0
+    assert ((step.sign() == -w0.sign()).float().mean() > 0.99)
+
+
+def test_discriminator_lr_and_bad_values():
+    from metakit.gan.dcgan import train_adversarial
+
+    torch.manual_seed(0)
+    generator = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Sigmoid(), torch.nn.Unflatten(1, (1, 28, 28)))
+    discriminator = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1), torch.nn.Flatten(0))
+    real, z = (torch.rand(16, 1, 28, 28) > 0.7).float(), torch.randn(16, 4)
+    g0, d0 = generator[0].weight.detach().clone(), discriminator[1].weight.detach().clone()
+    train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, lr=3e-4, d_lr=1e-5,
+                      progress=False)
+    assert (generator[0].weight.detach() - g0).abs().max().item() == pytest.approx(3e-4, rel=1e-3)
+    assert (discriminator[1].weight.detach() - d0).abs().max().item() == pytest.approx(1e-5, rel=1e-3)
+    for bad in (dict(d_lr=0.0), dict(r1=-1.0), dict(r1=float("nan"))):
+        with pytest.raises(ValueError, match="learning rates|r1"):
+            train_adversarial(generator, discriminator, lambda: real, lambda: generator(z), steps=1, progress=False,
+                              **bad)
