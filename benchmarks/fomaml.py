@@ -2,6 +2,9 @@
 
     python benchmarks/fomaml.py                  # 1200 meta-iterations per run, 400 test episodes
     python benchmarks/fomaml.py --quick          # 5 meta-iterations, 10 episodes (a smoke test)
+    python benchmarks/fomaml.py --only fomaml_5steps --save-checkpoints
+                                                 # also write data/checkpoints/family-fomaml-5steps.pt, which
+                                                 # notebook 03 loads (only this run is kept)
 
 Part 1, the meta-gradient. On 32 background tasks (5-way 1-shot, 5 queries), for a fresh Conv-4
 and for the committed family-maml.pt, with one inner step of 0.4 and with five of 0.1: how far
@@ -28,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import torch  # noqa: E402
 
 import metakit  # noqa: E402
-from metakit.checkpoints import checkpoint_path  # noqa: E402
+from metakit.checkpoints import checkpoint_path, save_checkpoint  # noqa: E402
 from metakit.compare import compare  # noqa: E402
 from metakit.episodes import EpisodeSampler  # noqa: E402
 from metakit.gradient import family  # noqa: E402
@@ -40,30 +43,8 @@ RUNS = {  # name -> (family member, overrides, iterations as a multiple of --ste
     "fomaml_5steps": ("fomaml", dict(inner_steps=5, inner_lr=0.1), 1),
     "fomaml_3x": ("fomaml", {}, 3),
 }
+FIVE_STEPS_CHECKPOINT = "family-fomaml-5steps.pt"
 KEYS = [*RUNS, "gap_task_fresh", "gap_batch_fresh", "gap_task_trained", "gap_batch_trained"]
-
-
-def flat_grad(algorithm, tasks) -> torch.Tensor:
-    loss, _ = algorithm.meta_loss(tasks)
-    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(algorithm.parameters()))])
-
-
-def gaps(weights: dict | None, tasks, inner_steps: int, inner_lr: float) -> tuple[float, float, float]:
-    """FOMAML's meta-gradient against MAML's on the same tasks: (median per-task gap, gap of the
-    task-averaged gradients, cosine of the task-averaged gradients)."""
-    maml, fomaml = (family.make_algorithm(n, inner_steps=inner_steps, inner_lr=inner_lr) for n in ("maml", "fomaml"))
-    if weights is not None:
-        maml.load_state_dict(weights)
-    fomaml.load_state_dict(maml.state_dict())
-    per_task, g_m, g_f = [], 0, 0
-    for i in range(tasks[0].shape[0]):
-        one = tuple(t[i:i + 1] for t in tasks)
-        m, f = flat_grad(maml, one), flat_grad(fomaml, one)
-        per_task.append(((f - m).norm() / m.norm()).item())
-        g_m, g_f = g_m + m, g_f + f
-    batch = ((g_f - g_m).norm() / g_m.norm()).item()
-    cosine = torch.nn.functional.cosine_similarity(g_f, g_m, dim=0).item()
-    return float(torch.tensor(per_task).median()), batch, cosine
 
 
 def main(argv=None) -> None:
@@ -73,7 +54,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=",".join(RUNS), help="comma-separated runs of part 2 (others print nan)")
-    for flag in ("--quick", "--no-progress"):
+    for flag in ("--quick", "--no-progress", "--save-checkpoints"):
         parser.add_argument(flag, action="store_true")
     args = parser.parse_args(argv)
     steps = args.steps or (5 if args.quick else 1200)
@@ -91,7 +72,8 @@ def main(argv=None) -> None:
     for label, weights in (("fresh", None), ("trained", trained)):
         for inner_steps, inner_lr in ((1, 0.4), (5, 0.1)):
             torch.manual_seed(args.seed)
-            per_task, batch, cosine = gaps(weights, tasks, inner_steps, inner_lr)
+            gap = family.first_order_gap(tasks, weights, inner_steps, inner_lr)
+            per_task, batch, cosine = gap["per_task"], gap["batch"], gap["cosine"]
             print(f"  {label:<8} {inner_steps} step(s) of {inner_lr}: median per task {per_task:.2f}, "
                   f"over {tasks[0].shape[0]} tasks averaged {batch:.2f} (cosine {cosine:.3f})")
             if inner_steps == 1:
@@ -111,6 +93,8 @@ def main(argv=None) -> None:
         r = compare({name: algorithm}, {"glyphs": evaluation}, {"5w1s": family.SETTINGS["5w1s"]},
                     episodes=episodes, seed=args.seed, progress=False)[name, "glyphs", "5w1s"]
         figures[name] = r["acc"]
+        if name == "fomaml_5steps" and args.save_checkpoints and not args.quick:
+            save_checkpoint(algorithm, FIVE_STEPS_CHECKPOINT, {**history, "inner_steps": 5, "inner_lr": 0.1})
         print(f"  {name:<14} {history['steps']} meta-iterations, {time.process_time() - start:.0f} CPU s, last "
               f"training accuracy {history['acc'][-1]:.3f}; test {r['acc']:.4f} ± {r['ci95']:.4f}", flush=True)
     print("RESULT " + " ".join(f"{k}={figures[k]:.4f}" for k in KEYS))

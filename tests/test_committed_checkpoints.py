@@ -33,6 +33,7 @@ NME = ["maml", "maml_inter", "maml_intra", "proto", "protobias", "protobias_intr
 #: file -> a fresh model of the architecture the file was saved from, and whether the floor test runs it
 BUILDERS = {
     **{f"family-{n}.pt": (lambda n=n: make_algorithm(n), False) for n in FAMILY},
+    "family-fomaml-5steps.pt": (lambda: make_algorithm("fomaml", inner_steps=5, inner_lr=0.1), False),
     **{f"proto-{s}.pt": (lambda: make_model("proto"), True) for s in ("5way-60000img", "20way-60000img",
                                                                        "40way", "60way-60000img")},
     "matching-40way.pt": (lambda: make_model("matching"), True),
@@ -95,8 +96,8 @@ def test_beats_chance_by_far_on_fixed_episodes(name, episodes):
     assert acc >= FLOOR, f"{name}: {acc:.2f} on 10 fixed 5-way 1-shot glyph episodes (chance 0.2)"
 
 
-GRADIENT = ([f"family-{n}.pt" for n in FAMILY] + [f"metaaug-aug-{arm}.pt" for arm in ("none", "fixed", "learned")]
-            + ["transfer-maml-rot-300s.pt"])
+GRADIENT = ([f"family-{n}.pt" for n in FAMILY] + ["family-fomaml-5steps.pt"]
+            + [f"metaaug-aug-{arm}.pt" for arm in ("none", "fixed", "learned")] + ["transfer-maml-rot-300s.pt"])
 
 
 @pytest.mark.parametrize("name", GRADIENT)

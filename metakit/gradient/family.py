@@ -84,6 +84,39 @@ def make_algorithm(name: str, n_way: int = 5, hidden: int = 64, **overrides):
     return cls(Conv4(hidden=hidden, out_features=n_way, track_running_stats=False), **config)
 
 
+def first_order_gap(tasks, weights: dict | None = None, inner_steps: int = 1, inner_lr: float = 0.4,
+                    hidden: int = 64) -> dict:
+    """How far FOMAML's meta-gradient is from MAML's, at ``weights`` (a MAML state dict, e.g. a
+    trained ``family-maml.pt``; None: a fresh Conv-4 drawn from torch's generator) with the given inner loop.
+
+    Args:
+        tasks: ``(x_s, y_s, x_q, y_q)`` stacked over T tasks (:func:`~metakit.gradient.training.sample_tasks`).
+    Returns:
+        ``per_task``: the median over tasks of ``|g_F - g_M| / |g_M|`` for one task's gradients;
+        ``batch``: the same for the gradients summed over the T tasks, which is what a meta-batch
+        follows; ``cosine``: the cosine between the two summed gradients (1: same direction,
+        -1: opposite).
+    """
+    maml, fomaml = (make_algorithm(n, hidden=hidden, inner_steps=inner_steps, inner_lr=inner_lr)
+                    for n in ("maml", "fomaml"))
+    if weights is not None:
+        maml.load_state_dict(weights)
+    fomaml.load_state_dict(maml.state_dict())
+
+    def flat_grad(algorithm, one):
+        loss, _ = algorithm.meta_loss(one)
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(algorithm.parameters()))])
+
+    per_task, g_m, g_f = [], 0, 0
+    for i in range(tasks[0].shape[0]):
+        one = tuple(t[i:i + 1] for t in tasks)
+        m, f = flat_grad(maml, one), flat_grad(fomaml, one)
+        per_task.append(((f - m).norm() / m.norm()).item())
+        g_m, g_f = g_m + m, g_f + f
+    return {"per_task": float(torch.tensor(per_task).median()), "batch": ((g_f - g_m).norm() / g_m.norm()).item(),
+            "cosine": nn.functional.cosine_similarity(g_f, g_m, dim=0).item()}
+
+
 def check_meta(meta_lr: float, meta_batch_size: int) -> None:
     """Raise ``ValueError`` saying what is possible for an outer learning rate or meta-batch size."""
     if isinstance(meta_lr, bool) or not isinstance(meta_lr, (int, float)) or not (0 < meta_lr <= 1

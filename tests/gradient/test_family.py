@@ -165,3 +165,26 @@ def test_train_family_and_target_run_train_on_the_device_given(monkeypatch):
     algorithms, _ = family.train_family(["maml", "anil"], None, 1.0, progress=False, device="meta")
     family.target_run(None, None, 1.0, progress=False, device="meta")
     assert [d.type for d in seen] == ["meta"] * 3 and next(algorithms["anil"].parameters()).is_meta
+
+
+def test_first_order_gap_vanishes_with_the_inner_step():
+    """FOMAML drops alpha * H_S * grad L_Q: its meta-gradient tends to MAML's as alpha -> 0, and is
+    far from it for a large step; the batch figures are of the summed gradients."""
+    torch.manual_seed(0)
+    tasks = image_tasks(3, n_way=5, k_shot=1, n_query=2)
+    small = family.first_order_gap(tasks, inner_lr=1e-4, hidden=8)
+    large = family.first_order_gap(tasks, inner_lr=5.0, hidden=8)
+    assert small["per_task"] < 1e-2 and small["batch"] < 1e-2 and small["cosine"] > 0.999
+    assert large["per_task"] > 10 * small["per_task"] and large["cosine"] < small["cosine"]
+    for gap in (small, large):
+        assert -1.0 <= gap["cosine"] <= 1.0 and gap["per_task"] >= 0
+
+
+def test_first_order_gap_uses_the_weights_given():
+    torch.manual_seed(0)
+    tasks = image_tasks(2, n_way=5, k_shot=1, n_query=2)
+    weights = family.make_algorithm("maml", hidden=8).state_dict()
+    same = family.first_order_gap(tasks, weights, hidden=8)
+    assert same == family.first_order_gap(tasks, weights, hidden=8)
+    other = {k: v + 0.05 * torch.randn_like(v) for k, v in weights.items()}
+    assert family.first_order_gap(tasks, other, hidden=8) != same
