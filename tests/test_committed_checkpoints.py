@@ -50,6 +50,7 @@ BUILDERS = {
     "anml-3000steps.pt": (lambda: ANML(1).frozen(), False),
     "dcgan-glyphs.pt": (lambda: DCGANGenerator(), False),
     "dagan-glyphs.pt": (lambda: DAGANGenerator(), False),
+    "dagan-balanced-glyphs.pt": (lambda: DAGANGenerator(), False),
     "sinusoid-maml-150s.pt": (lambda: MAML(sinusoid_mlp()), False),
     "sinusoid-pretrained-16825steps.pt": (lambda: sinusoid_mlp(), False),   # as many iterations as MAML
     "columns-proto.pt": (lambda: ColumnPrototypes(), False),

@@ -5,6 +5,8 @@
 - ``augmentation``: the chapter's experiments: few-shot learners with and without generated images
   on the same episodes (the notebook's table and Run button), sample quality and collapse
   detection, and the whole chapter as ``benchmarks/gan_augmentation.py`` runs it.
+- ``low_data``: the DAGAN paper's own protocol: one classifier over many new classes, trained from
+  scratch on a few real drawings each, with and without generated ones (``benchmarks/dagan_protocol.py``).
 - ``widgets``: notebook 05's controls and figures, calling ``augmentation``.
 """
 

@@ -16,6 +16,10 @@ from .dcgan import DCGANDiscriminator, dataset_images, train_adversarial
 
 CHECKPOINT = "dagan-glyphs.pt"  # made by: python benchmarks/gan_augmentation.py --save-checkpoints
 CPU_SECONDS = 300               # the generator's training budget in CPU-seconds (time.process_time)
+#: the balanced generator: the same network, budget and losses, with the R1 penalty on the discriminator
+#: (see :func:`~metakit.gan.dcgan.train_adversarial`), which keeps its loss near the game's equilibrium
+BALANCED = dict(r1=1.0)
+BALANCED_CHECKPOINT = "dagan-balanced-glyphs.pt"  # made by: python benchmarks/dagan_protocol.py --save-checkpoints
 
 
 class DAGANGenerator(nn.Module):

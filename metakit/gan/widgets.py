@@ -146,28 +146,46 @@ def summary_text(summary: dict) -> str:
 class AugmentationRunner(RunPanel):
     """Sliders for the generated images per real shot, the noise scale and the episodes' ways and
     shots; Run re-runs the paired evaluation (with a progress bar) and shows the new differences.
-    Errors, including a collapsed generator, become a message."""
+    Errors, including a collapsed generator, become a message.
+
+    Args:
+        dagan: a generator, or ``{name: generator}`` to choose from in a dropdown (the first is
+            selected).
+    """
 
     def __init__(self, dagan, dataset, pretrained, episodes: int = 100):
-        self.dagan, self.dataset, self.pretrained, self.episodes = dagan, dataset, pretrained, episodes
+        self.generators = dict(dagan) if isinstance(dagan, dict) else {"generator": dagan}
+        self.dataset, self.pretrained, self.episodes = dataset, pretrained, episodes
         style = {"description_width": "initial"}
-        super().__init__({
+        controls = {
             "n_gen": W.IntSlider(5, min=1, max=10, description="generated per real shot", style=style),
             "noise_scale": W.FloatSlider(1.0, min=0.0, max=3.0, step=0.1, description="noise scale", style=style),
             "n_way": W.IntSlider(5, min=2, max=20, description="n_way"),
             "k_shot": W.Dropdown(options=[1, 5], value=1, description="k_shot"),
-        }, rows=[["n_gen", "noise_scale"], ["n_way", "k_shot"]])
+        }
+        rows = [["n_gen", "noise_scale"], ["n_way", "k_shot"]]
+        if len(self.generators) > 1:
+            controls["generator"] = W.Dropdown(options=list(self.generators), description="generator")
+            rows[0].insert(0, "generator")
+        super().__init__(controls, rows=rows)
+
+    @property
+    def dagan(self):
+        """The generator selected now."""
+        return self.generators[self.controls["generator"].value if "generator" in self.controls else "generator"]
 
     def run(self):
         """Evaluate with the current values; returns the summary, or None after showing the error."""
+        values = {k: v for k, v in self.values.items() if k != "generator"}
         summary = self.call(augmentation_run, dagan=self.dagan, dataset=self.dataset, pretrained=self.pretrained,
-                            episodes=self.episodes, **self.values)
+                            episodes=self.episodes, **values)
         if summary is None:
             return None
         v = self.values
         self.message.value = summary_text(summary)
         self.image.value = figure_png(difference_figure(
-            summary, f"{v['n_way']}-way {v['k_shot']}-shot, {v['n_gen']} generated per real shot, "
+            summary, f"{v.get('generator', '') + ': ' if len(self.generators) > 1 else ''}"
+                     f"{v['n_way']}-way {v['k_shot']}-shot, {v['n_gen']} generated per real shot, "
                      f"noise {v['noise_scale']:g}, "
                      f"{self.episodes} episodes"))
         return summary

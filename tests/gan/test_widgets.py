@@ -90,3 +90,17 @@ def test_augmentation_run_bad_ways_give_a_message(evaluation, n_way, match):
     result, error = run_safely(augmentation_run, dagan=Jitter(z_dim=4, hidden=4), dataset=evaluation,
                                pretrained=load_pretrained(), episodes=2, progress=False, n_way=n_way)
     assert result is None and match in error
+
+
+def test_runner_chooses_among_generators(evaluation):
+    """Given several generators, the panel has a dropdown and the Run button uses the one selected:
+    the collapsed one is refused with a message, the healthy one runs."""
+    generators = {"healthy": Jitter(z_dim=4, hidden=4), "collapsed": Constant(z_dim=4, hidden=4)}
+    runner = AugmentationRunner(generators, evaluation, load_pretrained(), episodes=2)
+    assert runner.controls["generator"].options == ("healthy", "collapsed") and runner.dagan is generators["healthy"]
+    runner.controls["n_gen"].value = 1
+    assert runner.run() is not None
+    runner.controls["generator"].value = "collapsed"
+    assert runner.dagan is generators["collapsed"]
+    assert runner.run() is None and "collapsed" in runner.message.value
+    assert "generator" not in AugmentationRunner(Jitter(z_dim=4, hidden=4), evaluation, load_pretrained()).controls
