@@ -175,16 +175,17 @@ def paired_evaluation(dagan, dataset, n_way: int = 5, k_shot: int = 1, n_query: 
     return result
 
 
+def paired_summary(base: torch.Tensor, aug: torch.Tensor) -> dict:
+    """``{base, base_ci, aug, aug_ci, diff, diff_ci}`` of paired accuracies (per episode, or per
+    run); the difference's interval comes from the paired differences, not from the two separate
+    intervals."""
+    (b, bci), (a, aci), (df, dci) = mean_ci(base), mean_ci(aug), mean_ci(aug - base)
+    return {"base": b, "base_ci": bci, "aug": a, "aug_ci": aci, "diff": df, "diff_ci": dci}
+
+
 def summarize(result: dict) -> dict:
-    """``{method: {base, base_ci, aug, aug_ci, diff, diff_ci}}``; the difference's interval comes
-    from the per-episode differences (paired), not from the two separate intervals."""
-    table = {}
-    for m, d in result.items():
-        if m == "summary":
-            continue
-        (b, bci), (a, aci), (df, dci) = mean_ci(d["base"]), mean_ci(d["aug"]), mean_ci(d["aug"] - d["base"])
-        table[m] = {"base": b, "base_ci": bci, "aug": a, "aug_ci": aci, "diff": df, "diff_ci": dci}
-    return table
+    """``{method: paired_summary}`` of :func:`paired_evaluation`'s per-episode accuracies."""
+    return {m: paired_summary(d["base"], d["aug"]) for m, d in result.items() if m != "summary"}
 
 
 def comparison(dagan, dataset, settings: dict = SETTINGS, episodes: int = 600, **kwargs) -> dict:

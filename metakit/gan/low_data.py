@@ -13,7 +13,7 @@ A run draws ``n_classes`` classes of the dataset, and for each class ``k_shot`` 
 from and ``n_test`` others to test on. The same classes, drawings and initial weights are used
 with and without augmentation ("base" and "aug"), so the two accuracies of a run are paired; the
 runs of an experiment differ in their seed, and the difference is reported with the Student-t
-interval over runs (:func:`metakit.stats.mean_ci`).
+interval over runs (:func:`~metakit.gan.augmentation.paired_summary`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models import Conv4
-from ..stats import format_ci, mean_ci
+from ..stats import format_ci
 from ..training import model_device
-from .augmentation import augment, fit_classifier
+from .augmentation import augment, fit_classifier, paired_summary
 from .dcgan import dataset_images
 
 #: the benchmark's protocol: 100 classes, 1 and 5 real drawings each, 10 test drawings per class,
@@ -132,8 +132,7 @@ def low_data_experiment(dagan, dataset, shots=PROTOCOL["shots"], runs: int = PRO
             rows.append(low_data_run(dagan, dataset, k_shot=k, seed=seed + r, **kwargs))
             bar.update()
         d = {key: torch.tensor([row[key] for row in rows], dtype=torch.float64) for key in rows[0]}
-        (b, bci), (a, aci), (df, dci) = mean_ci(d["base"]), mean_ci(d["aug"]), mean_ci(d["aug"] - d["base"])
-        d["summary"] = {"base": b, "base_ci": bci, "aug": a, "aug_ci": aci, "diff": df, "diff_ci": dci}
+        d["summary"] = paired_summary(d["base"], d["aug"])
         out[k] = d
     bar.close()
     return out

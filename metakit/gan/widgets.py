@@ -176,12 +176,11 @@ class AugmentationRunner(RunPanel):
 
     def run(self):
         """Evaluate with the current values; returns the summary, or None after showing the error."""
-        values = {k: v for k, v in self.values.items() if k != "generator"}
+        v = self.values
         summary = self.call(augmentation_run, dagan=self.dagan, dataset=self.dataset, pretrained=self.pretrained,
-                            episodes=self.episodes, **values)
+                            episodes=self.episodes, **{k: x for k, x in v.items() if k != "generator"})
         if summary is None:
             return None
-        v = self.values
         self.message.value = summary_text(summary)
         self.image.value = figure_png(difference_figure(
             summary, f"{v.get('generator', '') + ': ' if len(self.generators) > 1 else ''}"
