@@ -103,6 +103,40 @@ def augment(dagan, x_support, y_support, n_gen: int, noise_scale: float = 1.0, s
     return torch.cat([x_support, fake]), torch.cat([y_support, y_support.repeat_interleave(n_gen)])
 
 
+class HandSet(nn.Module):
+    """The usual augmentation in a generator's place: random rotation, scaling, shear, shift and pen
+    width (:class:`metakit.meta_augmentation.Augmentation` with fixed magnitudes, by default notebook
+    06's hand-set :data:`~metakit.meta_augmentation.learned.HAND_TUNED`, chosen by eye on glyphs).
+
+    It has the generator's :meth:`generate`, so :func:`augment`, the episode comparisons and the
+    DAGAN paper's protocol (:mod:`metakit.gan.low_data`) take it as they take a DAGAN: the fair
+    baseline for "do *generated* images help more than simple deformations?".
+    """
+
+    def __init__(self, magnitudes: dict | None = None):
+        super().__init__()
+        from ..meta_augmentation.learned import HAND_TUNED, Augmentation
+        self.augmentation = Augmentation({**HAND_TUNED, **(magnitudes or {})}, learnable=False)
+
+    @torch.no_grad()
+    def generate(self, x: torch.Tensor, n_samples: int, noise_scale: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n_samples`` deformed copies of each image, ``noise_scale`` scaling every magnitude (0: copies).
+
+        Args:
+            x: (N, 1, 28, 28) images, ink 1 on 0.
+        Returns:
+            (N, n_samples, 1, 28, 28) deformed copies, on ``x``'s device.
+        """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive whole number; got {n_samples!r}.")
+        if not (noise_scale >= 0):
+            raise ValueError(f"noise_scale must be 0 or more; got {noise_scale!r}.")
+        xs = x.repeat_interleave(n_samples, 0)                  # (N*n_samples, 1, 28, 28)
+        draws = self.augmentation(xs.cpu(), strength=noise_scale, generator=generator)  # a CPU generator's draws
+        return draws.to(x.device).view(len(x), n_samples, *x.shape[1:])
+
+
 @torch.no_grad()
 def _accuracy(logits, y):
     return (logits.argmax(1) == y).float().mean().item()

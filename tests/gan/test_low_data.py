@@ -94,10 +94,13 @@ def test_quick_benchmark():
     stdout, result = run_quick("dagan_protocol.py")
     assert "d_loss_committed" in result and "d_loss_balanced" in result
     assert "lowdata_glyphs_balanced_1shot_diff" in result and "balanced_plain_5w1s_diff" in result
+    assert "lowdata_glyphs_handset_1shot_diff" in result and "handset_plain_5w1s_diff" in result
+    # the augmenters' arms without augmentation are the same runs: same classes, drawings and weights
+    assert result["lowdata_glyphs_handset_1shot_base"] == result["lowdata_glyphs_balanced_1shot_base"]
     for key, value in result.items():
         if "_base" in key or "generated_only" in key:
             assert 0.0 <= float(value) <= 1.0, (key, value)
-    assert "the DAGAN paper's protocol" in stdout
+    assert "the DAGAN paper's protocol" in stdout and "glyphs, hand-set" in stdout
 
 
 def test_a_single_run_prints_no_interval(evaluation):
