@@ -4,6 +4,7 @@
     python benchmarks/transfer.py --quick              # 3 s each, 10 episodes (a smoke test)
     python benchmarks/transfer.py --save-checkpoints   # also write data/checkpoints/transfer-*-300s.pt (notebook 08)
     python benchmarks/transfer.py --save-checkpoints --retrain mtl   # train and write MTL's alone, load the rest
+    python benchmarks/transfer.py --retrain none       # train nothing: test the committed checkpoints
 
 Training on the glyph background alphabets, each method for the same budget of this process's CPU
 time (one torch thread): Baseline (a Conv-4 classifier over all 4048 classes, linear head),
@@ -45,8 +46,8 @@ def main(argv=None) -> None:
     parser.add_argument("--retrain-maml", action="store_true",
                         help="train MAML afresh instead of loading family-maml.pt")
     parser.add_argument("--retrain", default="",
-                        help="comma-separated methods to train afresh (default: all but MAML); the others are "
-                             "loaded from data/checkpoints/ (--save-checkpoints --retrain mtl writes MTL's alone)")
+                        help="comma-separated methods to train afresh (default: all but MAML), or none; the others "
+                             "are loaded from data/checkpoints/ (--save-checkpoints --retrain mtl writes MTL's alone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--save-checkpoints", action="store_true", help="write data/checkpoints/transfer-*-300s.pt")
@@ -57,8 +58,10 @@ def main(argv=None) -> None:
         episodes = args.episodes if args.episodes is not None else (10 if args.quick else 600)
         folder = CHECKPOINTS if args.save_checkpoints and not args.quick else Path(tempfile.mkdtemp())
         run = dict(seed=args.seed, progress=not args.no_progress, device=metakit.device())
-        retrain = set(args.retrain.split(",")) if args.retrain else set(ex.NAMES) - {"maml"} | (
-            {"maml"} if args.retrain_maml or args.quick else set())
+        if args.retrain:
+            retrain = set() if args.retrain == "none" else set(args.retrain.split(","))
+        else:
+            retrain = set(ex.NAMES) - {"maml"} | ({"maml"} if args.retrain_maml or args.quick else set())
         unknown = retrain - set(ex.NAMES)
         if unknown:
             parser.error(f"--retrain: unknown method(s) {', '.join(sorted(unknown))}; "
