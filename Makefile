@@ -25,56 +25,54 @@ $(STAMP): pyproject.toml tools/install.sh tools/constraints.txt
 	PYTHON="$(PYTHON)" VENV="$(VENV)" bash tools/install.sh
 	@touch $@
 
+# pyproject.toml's optional dependencies (test, browser, app, hub, all), each installed the first time
+# a target needs it and again after the base install changes; `make lab` needs none of them.
+EXTRA := $(VENV)/.extra-
+$(EXTRA)%: $(STAMP)
+	PIP_CONSTRAINT="$(CURDIR)/tools/constraints.txt" $(BIN)/python -m pip install -q --find-links .cache/wheels -e ".[$*]"
+	@touch $@
+
 # lab-settings/overrides.json: restore the widget state saved in the notebooks, no news prompt.
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.app_settings_dir=$(CURDIR)/lab-settings $(ROOT_FLAG) $(LAB_ARGS)
 
 # Voila runs a notebook when its page is opened (the checkpoints in data/ make that quick) and
 # hides the code; a cell may take up to 10 minutes.
-app: $(STAMP)
+app: $(EXTRA)app
 	$(BIN)/voila notebooks --Voila.ip=127.0.0.1 --VoilaExecutor.timeout=600 $(APP_ARGS)
 
-# The class hub (README, "A class on one hub"), not a dependency of the package: jupyterhub and its
-# idle culler pinned from PyPI, configurable-http-proxy pinned from npm into .cache/hub-node/.
+# The class hub (README, "A class on one hub"): jupyterhub and its idle culler are the hub extra,
+# configurable-http-proxy is pinned from npm into .cache/hub-node/.
 # Without npm the hub test in `make test` skips and says why.
-HUB_INSTALL = $(BIN)/python -c "import jupyterhub, jupyterhub_idle_culler" 2>/dev/null || $(BIN)/python -m pip install -q "jupyterhub==5.4.6" "jupyterhub-idle-culler==1.4.0" -c tools/constraints.txt; \
-	test -x .cache/hub-node/node_modules/.bin/configurable-http-proxy || { command -v npm >/dev/null && npm install -q --prefix .cache/hub-node --no-audit --no-fund "configurable-http-proxy@5.0.1"; } || echo "npm not found: no configurable-http-proxy, so no hub"
+PROXY_INSTALL = test -x .cache/hub-node/node_modules/.bin/configurable-http-proxy || { command -v npm >/dev/null && npm install -q --prefix .cache/hub-node --no-audit --no-fund "configurable-http-proxy@5.0.1"; } || echo "npm not found: no configurable-http-proxy, so no hub"
 # Learners log in with METAKIT_HUB_PASSWORD; the roster is METAKIT_HUB_USERS, instructors
 # METAKIT_HUB_ADMINS (hub/jupyterhub_config.py lists every setting), e.g.
 #   sudo make hub METAKIT_HUB_PASSWORD=... METAKIT_HUB_USERS="ada alan" METAKIT_HUB_ADMINS=grace
 # The glyph cache is built once here, by root, and read by every learner.
 HUB_ARGS ?=
-hub: $(STAMP)
-	$(NBGRADER)
-	$(HUB_INSTALL)
+hub: $(EXTRA)hub
+	$(PROXY_INSTALL)
 	$(BIN)/python -c "import metakit; metakit.load_glyphs('background'); metakit.load_glyphs('evaluation')"
 	METAKIT_HUB_PASSWORD="$(METAKIT_HUB_PASSWORD)" METAKIT_HUB_USERS="$(METAKIT_HUB_USERS)" METAKIT_HUB_ADMINS="$(METAKIT_HUB_ADMINS)" \
 	  $(BIN)/jupyterhub -f hub/jupyterhub_config.py $(HUB_ARGS)
 
-# Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
-# nbgrader is not a dependency of the package: `make student` and `make test` install it (pinned).
-NBGRADER = $(BIN)/python -c "import nbgrader" 2>/dev/null || $(BIN)/python -m pip install -q "nbgrader==0.9.6" -c tools/constraints.txt
-# ruff (ruff.toml) is a test tool, installed the same way for `make test`.
-RUFF = $(BIN)/python -c "import ruff" 2>/dev/null || $(BIN)/python -m pip install -q "ruff==0.17.6"
+# nbgrader (the exercises extra) makes the learners' versions; ruff (ruff.toml) is in the test extra.
 EXERCISE_NOTEBOOKS ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 # The student versions (solutions replaced by a runnable stub, outputs cleared) in student/.
-student: $(STAMP)
-	$(NBGRADER)
+student: $(EXTRA)exercises
 	$(BIN)/python -m metakit.student student $(EXERCISE_NOTEBOOKS)
 
 # Every student notebook runs without an error cell, and autograde gives full marks and zero (CI: 01, 02).
-student-check: $(STAMP)
-	$(NBGRADER)
+student-check: $(EXTRA)test
 	METAKIT_STUDENT_NOTEBOOKS=all MPLBACKEND=agg $(BIN)/python -m pytest tests/test_student_notebooks.py -p no:cacheprovider -v
 
-test: $(STAMP)
-	$(NBGRADER)
-	$(RUFF)
-	$(HUB_INSTALL)
+# Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
+test: $(EXTRA)all
+	$(PROXY_INSTALL)
 	METAKIT_QUICK=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
-test-fast: $(STAMP)
+test-fast: $(EXTRA)test
 	$(BIN)/python -m pytest tests -x -q
 
 # Not part of `make test` (20+ minutes: outside 3.11 torch comes from the package index). For each
@@ -87,7 +85,7 @@ test-pythons:
 # Mutation testing of the core algorithm modules (mutmut 3, each module against its own tests, one
 # worker): slow, so not part of `make test`. MODULES="stats continual/methods" picks some.
 # Prints a score per module; tests/mutants/README.md argues the survivors.
-mutants: $(STAMP)
+mutants: $(EXTRA)test
 	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/python -m pip install -q "mutmut==3.8.1"
 	OMP_NUM_THREADS=1 nice -n 5 $(BIN)/python tests/mutants/run.py $(MODULES)
 
@@ -99,13 +97,14 @@ ARGS  ?= --help
 train: $(STAMP)
 	$(if $(filter 1,$(NPROC)),$(BIN)/python,$(BIN)/torchrun --standalone --nproc_per_node $(NPROC)) -m metakit.train $(ARGS)
 
-bench: $(STAMP)
+bench: $(EXTRA)all
+	$(PROXY_INSTALL)
 	$(BIN)/python benchmarks/run_all.py
 
 # On a machine with a GPU: one real step of every algorithm, every notebook in quick mode and the
 # benchmarks' short versions with METAKIT_DEVICE=cuda, timed against the CPU run in RESULTS.md.
 # GPU_ARGS="--device cpu" makes that CPU run; see benchmarks/gpu_check.py.
-gpu-check: $(STAMP)
+gpu-check: $(EXTRA)test
 	$(BIN)/python benchmarks/gpu_check.py $(GPU_ARGS)
 
 data: $(STAMP)

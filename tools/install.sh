@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-}
 WHEELS=${WHEELS:-.cache/wheels}   # wheels built here (learn2learn, qpth), reused by the next fresh venv
 L2L=learn2learn==0.2.0
 QPTH=qpth==0.0.18
@@ -101,8 +102,10 @@ if ! "$py" -c "import learn2learn" >/dev/null 2>&1; then
   fi
 fi
 
-pip install --find-links "$WHEELS" -e . ||
-  fail "metakit's dependencies (pyproject.toml)" "a dependency has no wheel for Python $version (torch needs one for your platform), or the index cannot be reached."
+# EXTRAS (comma-separated, pyproject.toml's optional dependencies: test, browser, app, hub, all) adds
+# what a target needs; make installs each extra on first use, tools/test_pythons.sh passes "test".
+pip install --find-links "$WHEELS" -e ".${EXTRAS:+[$EXTRAS]}" ||
+  fail "metakit's dependencies (pyproject.toml${EXTRAS:+, extras $EXTRAS})" "a dependency has no wheel for Python $version (torch needs one for your platform), or the index cannot be reached."
 "$py" -c "import qpth, learn2learn, metakit" >>"$LOG" 2>&1 ||
   fail "metakit (import check)" "an installed package does not import; see the log."
 echo "metakit is installed in $VENV ($("$py" -c 'import numpy, torch; print("numpy", numpy.__version__, "torch", torch.__version__)'))"

@@ -67,7 +67,7 @@ for v in $VERSIONS; do
   echo "Python $full: fresh $venv (log: $log) ..."
   rm -rf "$venv"
   stage=install
-  if PYTHON="$py" VENV="$venv" WHEELS="$OUT/wheels" bash tools/install.sh >"$log" 2>&1; then
+  if PYTHON="$py" VENV="$venv" WHEELS="$OUT/wheels" EXTRAS=test bash tools/install.sh >"$log" 2>&1; then
     t1=$(date +%s); stage=smoke
     if "$venv/bin/python" tools/smoke.py >>"$log" 2>&1; then
       stage="notebook 01 (nbval, quick mode)"
