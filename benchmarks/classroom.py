@@ -11,10 +11,16 @@ widget's amplitude slider every 5 s, as the widget's own ``observe`` callback do
 timed from sending the change over the kernel websocket to the kernel's reply (the callback has
 drawn the figure; the browser's PNG decode is not included, see widget_latency.py).
 
+With ``--browser`` one more learner uses a real headless Chromium, driven by Playwright as the browser
+tests do (tests/browser/drive.py): it logs in through the hub's login page, which spawns its server,
+opens notebook 02 in JupyterLab, runs all its cells from the Run menu and presses the k_shot slider's
+arrow keys every period, each change timed from the key press to the redrawn plot loaded in the page
+(the browser's whole path: websocket, callback, PNG, decode).
+
 Reports spawn seconds, setup seconds, p50/p95 slider-to-result latency, failed spawns, failed moves,
 kernel deaths (a kernel that stopped answering or is gone) and memory per learner (unique set size
 of the learner's processes: server + kernel). Needs root, like the hub. The last line printed is
-``RESULT learners=... p95_s=... failed_spawns=... kernel_deaths=...``.
+``RESULT learners=... p95_s=... failed_spawns=... kernel_deaths=...`` (and ``browser_p95_s=...``).
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import os
 import pwd
 import random
 import statistics
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,11 +40,14 @@ import nbformat
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
+nan = float("nan")
 NOTEBOOK = "02_maml_derivation.ipynb"
 PASSWORD = "classroom-benchmark"
 spec = importlib.util.spec_from_file_location("metakit_hub_client", REPO / "hub" / "client.py")
 client = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(client)
+sys.path.insert(0, str(REPO / "tests" / "browser"))
+import drive  # noqa: E402  (the browser suite's helpers)
 
 
 def setup_cells(nb) -> list[str]:
@@ -83,6 +93,56 @@ def learner_run(learner, seconds: float, period: float, record: dict):
     kernel.close()
 
 
+def browser_run(hub_url: str, name: str, seconds: float, period: float, record: dict):
+    """One learner in headless Chromium: the login page, JupyterLab, Run All, then the k_shot slider."""
+    chromium = drive.find_chromium()
+    if chromium is None:
+        record["spawn_error"] = drive.INSTALL_HINT
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = drive.launch_browser(p, chromium)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            t0 = time.monotonic()
+            page.goto(f"{hub_url}/hub/login")
+            page.fill("#username_input", name)
+            page.fill("#password_input", PASSWORD)
+            page.click("#login_submit")  # the hub spawns the server and sends the browser on to it
+            page.wait_for_url(f"**/user/{name}/**", timeout=600_000)
+            page.goto(f"{hub_url}/user/{name}/lab/tree/{NOTEBOOK}", wait_until="domcontentloaded")
+            page.locator(f"{drive.CURRENT_NOTEBOOK} .jp-Cell").first.wait_for(timeout=600_000)
+            record["spawn_s"] = time.monotonic() - t0
+            t0 = time.monotonic()
+            page.wait_for_timeout(3000)  # the kernel's start
+            drive.menu(page, "Run", "runmenu:run-all")
+            page.wait_for_function(drive.RAN_ALL, timeout=900_000, polling=1000)
+            explorer = page.locator(f"{drive.CURRENT_NOTEBOOK} {drive.EXPLORER}").first
+            explorer.locator(":scope > img.widget-image").wait_for(timeout=300_000)
+            if errors := drive.errors_shown(page, drive.CURRENT_NOTEBOOK):
+                record["setup_error"] = f"the notebook shows an error: {errors[0][:200]}"
+                return
+            record["setup_s"] = time.monotonic() - t0
+            explorer.scroll_into_view_if_needed()
+            end, keys = time.monotonic() + seconds, ["ArrowRight", "ArrowLeft"]
+            while time.monotonic() < end:
+                tick = time.monotonic()
+                try:
+                    record.setdefault("latency_s", []).extend(
+                        drive.slider_latency(explorer, "k_shot", keys=keys[:1], repeats=1))
+                except Exception as e:  # the plot did not change within 30 s
+                    record["failed_moves"] = record.get("failed_moves", 0) + 1
+                    record["move_error"] = str(e)[:200]
+                keys.reverse()
+                time.sleep(max(0.0, period - (time.monotonic() - tick)))
+        except Exception as e:
+            record["spawn_error" if "spawn_s" not in record else "setup_error"] = f"{type(e).__name__}: {str(e)[:300]}"
+        finally:
+            browser.close()
+
+
 def memory_mb(name: str) -> float:
     uid = pwd.getpwnam(name).pw_uid
     total = 0
@@ -107,12 +167,16 @@ def main():
     parser.add_argument("--learners", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=120, help="how long the slider moves go on")
     parser.add_argument("--period", type=float, default=5, help="seconds between one learner's moves")
+    parser.add_argument("--browser", action="store_true", help="one more learner in a real Chromium")
     args = parser.parse_args()
 
     tag = os.getpid() % 10000
     names = [f"mkc{tag}n{i}" for i in range(args.learners)]
-    hub = client.Hub(names, PASSWORD, env={"METAKIT_QUICK": "1", "MPLBACKEND": "agg"})
+    in_browser = f"mkc{tag}b" if args.browser else None
+    hub = client.Hub(names + ([in_browser] if in_browser else []), PASSWORD,
+                     env={"METAKIT_QUICK": "1", "MPLBACKEND": "agg"})
     records = {n: {} for n in names}
+    seen = {}  # the browser learner's record
     load = []
     stop = threading.Event()
     try:
@@ -127,12 +191,15 @@ def main():
 
         threading.Thread(target=sample_load, daemon=True).start()
         t0 = time.monotonic()
-        with ThreadPoolExecutor(len(learners)) as pool:
+        with ThreadPoolExecutor(len(learners) + 1) as pool:
             futures = [pool.submit(learner_run, ln, args.seconds, args.period, records[ln.name])
                        for ln in learners]
+            if in_browser:  # its moves start after its own Run All, like the others' after their setup
+                futures.append(pool.submit(browser_run, hub.url, in_browser, args.seconds, args.period, seen))
             for f in futures:
                 f.result()
         memory = [memory_mb(n) for n in names if "spawn_s" in records[n]]
+        browser_memory = memory_mb(in_browser) if in_browser and "spawn_s" in seen else nan
         deaths = sum(1 for ln in learners if "kernel_lost" in records[ln.name]
                      or not kernel_alive(ln, records[ln.name].get("kernel")))
         wall = time.monotonic() - t0
@@ -146,8 +213,6 @@ def main():
     failed_spawns = sum(1 for r in records.values() if "spawn_error" in r)
     failed_setups = sum(1 for r in records.values() if "setup_error" in r)
     failed_moves = sum(r.get("failed_moves", 0) for r in records.values())
-
-    nan = float("nan")
 
     def q(xs, p):
         return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else nan
@@ -168,9 +233,19 @@ def main():
           f"max {max(latency, default=nan):.3f} s; failed moves {failed_moves}, failed setups {failed_setups}")
     print(f"memory per learner (USS, server + kernel) MiB: median {med(memory):.0f}, "
           f"max {max(memory, default=nan):.0f}")
+    browser = ""
+    if in_browser:
+        problems = {k: v for k, v in seen.items() if k.endswith("error")}
+        seen_latency = sorted(seen.get("latency_s", []))
+        print(f"Chromium learner: spawn (login to notebook shown) {seen.get('spawn_s', nan):.1f} s, Run All "
+              f"(quick) {seen.get('setup_s', nan):.1f} s; slider to redrawn plot, {len(seen_latency)} changes: "
+              f"p50 {q(seen_latency, 0.5):.3f} s, p95 {q(seen_latency, 0.95):.3f} s, "
+              f"max {max(seen_latency, default=nan):.3f} s; failed changes {seen.get('failed_moves', 0)}; "
+              f"server + kernel USS {browser_memory:.0f} MiB" + (f"; {problems}" if problems else ""))
+        browser = f" browser_p95_s={q(seen_latency, 0.95):.3f} browser_failed={int(bool(problems))}"
     print(f"RESULT learners={args.learners} p50_s={q(latency, 0.5):.3f} p95_s={q(latency, 0.95):.3f} "
           f"failed_spawns={failed_spawns} kernel_deaths={deaths} failed_moves={failed_moves} "
-          f"spawn_max_s={max(spawns, default=nan):.1f} mem_mib={med(memory):.0f}")
+          f"spawn_max_s={max(spawns, default=nan):.1f} mem_mib={med(memory):.0f}{browser}")
 
 if __name__ == "__main__":
     main()
