@@ -7,6 +7,7 @@ on unseen glyph alphabets and on real Omniglot (metakit.metric.handwriting holds
 
 --train-episodes fixes the training budget in episodes (fair between variants on a shared CPU);
 --style picks the training glyphs' generator (fonts: the default data; strokes; mixed: both).
+--train-augment deforms every training image afresh (domain randomisation; the tests are never deformed).
 The last line printed is ``RESULT key=value ...``.
 """
 
@@ -34,6 +35,9 @@ def main(argv=None) -> None:
                    help=f"one of {list(STROKE_PARAMS)}")
     p.add_argument("--sources", default="matplotlib", choices=SOURCES)
     p.add_argument("--test-styles", nargs="*", default=[], choices=STYLES_OF_DRAWING)
+    p.add_argument("--train-augment", type=float, default=0.0, metavar="STRENGTH",
+                   help="deform every training image (rotation, scale, shear, shift, pen width) with notebook 06's "
+                        "hand-set magnitudes times STRENGTH (default 0: none)")
     p.add_argument("--no-omniglot", action="store_true", help="skip the real handwriting")
     p.add_argument("--device", help="cpu, cuda, mps (default: metakit.device(), which reads $METAKIT_DEVICE)")
     p.add_argument("--seed", type=int, default=0)
@@ -65,13 +69,16 @@ def main(argv=None) -> None:
                  "omniglot": metakit.load_image_folder(path, name=f"omniglot ({path.stem})") if path else None}
     budget = {"steps": a.train_episodes} if a.train_episodes else {"seconds": seconds}
     result = handwriting_experiment(background, test_sets, **budget, episodes=episodes, seed=a.seed,
-                                    device=device, progress=progress)
+                                    device=device, progress=progress, augment=a.train_augment)
     print(format_report(result, test_sets, episodes))
     print(f"\ntotal time {time.perf_counter() - start:.0f} s")
     accs = " ".join(f"{k}={m:.4f}" for k, (m, _) in result["ours"].items())
-    variant = a.style != "fonts" or params or a.sources != "matplotlib" or a.test_styles or a.train_episodes
+    variant = (a.style != "fonts" or params or a.sources != "matplotlib" or a.test_styles or a.train_episodes
+               or a.train_augment)
     extra = (f" style={a.style}{''.join(f',{k}={v:g}' for k, v in params.items())}"
-             f"{',sources=' + a.sources if a.sources != 'matplotlib' else ''} episodes={result['history']['steps']}")
+             f"{',sources=' + a.sources if a.sources != 'matplotlib' else ''}"
+             + (f",train_augment={a.train_augment:g}" if a.train_augment else "")
+             + f" episodes={result['history']['steps']}")
     print(f"RESULT build_s={build_s:.1f} alphabets={alphabets} characters={characters} "
           f"{accs}{extra if variant else ''}")
 

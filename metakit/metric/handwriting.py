@@ -54,6 +54,32 @@ def fresh_build(seed: int = 0, style: str = "fonts", params: dict | None = None,
     return build_s, data, *splits
 
 
+class AugmentedSampler:
+    """An episode sampler whose every image is deformed afresh: random rotation, scale, shear, shift
+    and pen width (:class:`metakit.meta_augmentation.Augmentation`, fixed magnitudes), applied to
+    the training episodes only, so that the network meets more ways of drawing than the renderer
+    made (domain randomisation). ``strength`` multiplies notebook 06's hand-set magnitudes.
+    """
+
+    def __init__(self, sampler, strength: float = 1.0, seed: int = 0):
+        from ..meta_augmentation.learned import HAND_TUNED, LIMITS, Augmentation
+        if not (strength > 0):
+            raise ValueError(f"strength must be positive; got {strength!r}.")
+        magnitudes = {k: v * strength for k, v in HAND_TUNED.items()}
+        if too_big := [k for k, v in magnitudes.items() if v >= LIMITS[k]]:
+            raise ValueError(f"strength {strength:g} takes {', '.join(too_big)} to its limit {LIMITS}; lower it.")
+        self.sampler, self.augmentation = sampler, Augmentation(magnitudes, learnable=False)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def sample(self):
+        x_support, y_support, x_query, y_query = self.sampler.sample()
+        n = len(x_support)
+        x = self.augmentation(torch.cat([x_support, x_query]).cpu(), generator=self.generator)
+        x = x.to(x_support.device)
+        return x[:n], y_support, x[n:], y_query
+
+
 def merge(a: ImageClassDataset, b: ImageClassDataset, name: str) -> ImageClassDataset:
     """The drawings of both datasets, class by class (two drawing styles keep the same classes)."""
     if a.class_names != b.class_names:
@@ -63,13 +89,16 @@ def merge(a: ImageClassDataset, b: ImageClassDataset, name: str) -> ImageClassDa
 
 
 def handwriting_experiment(background, test_sets: dict, *, steps: int | None = None, seconds: float | None = None,
-                           episodes: int = 600, seed: int = 0, device=None, progress: bool = True) -> dict:
+                           episodes: int = 600, seed: int = 0, device=None, progress: bool = True,
+                           augment: float = 0.0) -> dict:
     """Train the prototypical network on ``background`` and test it and the raw-pixel reference on
     every test set, at 5-way and 20-way 1-shot, on the same episodes.
 
     Args:
         test_sets: name -> dataset; a name mapped to None is reported as NaN (a missing set).
         steps, seconds: the training budget (wall clock, see :class:`~metakit.runtime.Budget`).
+        augment: when positive, the training episodes' images are deformed by an
+            :class:`AugmentedSampler` of this strength; the test episodes never are.
     Returns:
         ``{"history": train_episodes' history, "ours": {f"{set}_{test}": (acc, ci95)},
         "pixels": the same for the reference}``.
@@ -77,8 +106,10 @@ def handwriting_experiment(background, test_sets: dict, *, steps: int | None = N
     device = torch.device(device or "cpu")
     seed_everything(seed)
     model = PrototypicalNetwork(Conv4()).to(device)
-    history = train_episodes(model, EpisodeSampler(background, **TRAIN, device=device), lr=LR, steps=steps,
-                             seconds=seconds, progress=progress, device=device)
+    sampler = EpisodeSampler(background, **TRAIN, device=device)
+    if augment:
+        sampler = AugmentedSampler(sampler, augment, seed)
+    history = train_episodes(model, sampler, lr=LR, steps=steps, seconds=seconds, progress=progress, device=device)
     pixels = PrototypicalNetwork(torch.nn.Flatten()).to(device)  # nearest class mean on raw pixels
     ours, reference = {}, {}
     for name, dataset in test_sets.items():
