@@ -46,6 +46,14 @@ def _free(port: int) -> bool:
             return False
 
 
+def describe(p: psutil.Process) -> str:
+    """A process's command line, or its pid when it has ended meanwhile (a zombie has none to read)."""
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return f"pid {p.pid} (ended)"
+
+
 class Hub:
     """A hub started from ``hub/jupyterhub_config.py`` in a fresh state folder, stopped with every
     process it started and every account it created (:meth:`stop`, also after a failure)."""
@@ -126,13 +134,16 @@ class Hub:
             try:
                 p.wait(5 if p.is_running() else 0)
             except psutil.TimeoutExpired:
-                killed.append(" ".join(p.cmdline()))
+                killed.append(describe(p))
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
         for p in self.processes():  # anything a learner started after the first look
-            killed.append(" ".join(p.cmdline()))
-            p.kill()
+            killed.append(describe(p))
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
         psutil.wait_procs(self.processes(), timeout=10)
         for name in self.users + self.admins:
             try:
@@ -151,6 +162,7 @@ class Learner:
     def __init__(self, hub: Hub, name: str):
         self.hub, self.name = hub, name
         self.token = None
+        self.spawn_retries = 0
 
     def login(self, password: str) -> bool:
         """The login form, as a browser fills it; on success an API token is made for the learner."""
@@ -181,9 +193,17 @@ class Learner:
                                 headers=self.headers, timeout=60, allow_redirects=False, **kw)
 
     def spawn(self, timeout: float = 300) -> float:
-        """Start this learner's server; seconds until the hub says it is ready."""
+        """Start this learner's server; seconds until the hub says it is ready. A spawn the hub
+        refuses because too many are starting (429) is asked again after the wait it names, as a
+        learner would; :attr:`spawn_retries` counts them."""
         t0 = time.monotonic()
-        r = self.hub_api("POST", f"/users/{self.name}/server")
+        self.spawn_retries = 0
+        while True:
+            r = self.hub_api("POST", f"/users/{self.name}/server")
+            if r.status_code != 429 or time.monotonic() - t0 > timeout:
+                break
+            self.spawn_retries += 1
+            time.sleep(min(float(r.headers.get("Retry-After", 10)), 10))
         if r.status_code not in (201, 202):
             raise RuntimeError(f"spawn of {self.name}: {r.status_code} {r.text[:300]}")
         while time.monotonic() - t0 < timeout:

@@ -10,6 +10,7 @@
 #   METAKIT_HUB_STATE     the hub's database, secrets and notebook copies (default .cache/hub/)
 #   METAKIT_HUB_THREADS   OMP_NUM_THREADS per learner (default 1)
 #   METAKIT_HUB_CULL_S    idle seconds before the culler stops a learner's server (default 3600)
+#   METAKIT_HUB_SPAWNS    servers starting at once (default 30); the hub refuses more (429, "try again")
 #   METAKIT_DATA          the one read-only glyph cache every learner shares (default data/)
 import os
 import sys
@@ -69,7 +70,10 @@ c.Spawner.default_url = "/lab"
 # Two cores and twenty learners importing torch at once: a server may take a minute to answer.
 c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 240
-c.JupyterHub.concurrent_spawn_limit = 10  # the rest wait in line rather than time out
+# The hub does not queue spawns over this limit: it answers 429 and the learner must try again. A
+# whole class logging in at once should not see that, so the limit is a class, not a core count; 20
+# servers starting together on 2 cores each took about 20 s here (benchmarks/classroom.py).
+c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("METAKIT_HUB_SPAWNS", "30"))
 DATA = os.environ.get("METAKIT_DATA") or str(REPO / "data")
 c.Spawner.environment = {
     "OMP_NUM_THREADS": os.environ.get("METAKIT_HUB_THREADS", "1"),
@@ -80,6 +84,10 @@ if LEARNER_PYTHON != sys.executable:  # the shim's prefix has no Jupyter config 
     c.Spawner.environment.update({"JUPYTER_CONFIG_PATH": f"{sys.prefix}/etc/jupyter",
                                   "JUPYTER_PATH": f"{sys.prefix}/share/jupyter",
                                   "JUPYTERLAB_DIR": f"{sys.prefix}/share/jupyter/lab"})
+# Kernels talk to their server over Unix sockets in the learner's own runtime folder, not TCP ports
+# on 127.0.0.1: twenty servers starting kernels at once otherwise race for the same free port (a
+# kernel then dies with "Address already in use"), and no other account can reach the sockets.
+c.Spawner.args = ["--KernelManager.transport=ipc"]
 c.Spawner.env_keep = ["PATH", "PYTHONPATH", "LANG", "LC_ALL", "METAKIT_QUICK", "MPLBACKEND"]
 # LocalProcessSpawner cannot enforce these (it only passes MEM_LIMIT to the server); systemdspawner
 # (one machine, cgroups) or KubeSpawner (Zero to JupyterHub) does.
