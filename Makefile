@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml tools/install.sh tools/constraints.txt
 	PYTHON="$(PYTHON)" VENV="$(VENV)" bash tools/install.sh
 	@touch $@
 
-# pyproject.toml's optional dependencies (test, browser, app, hub, all), each installed the first time
+# pyproject.toml's optional dependencies (test, browser, app, exercises, hub, all), each installed the first time
 # a target needs it and again after the base install changes; `make lab` needs none of them.
 EXTRA := $(VENV)/.extra-
 $(EXTRA)%: $(STAMP)

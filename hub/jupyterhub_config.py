@@ -71,8 +71,8 @@ c.Spawner.default_url = "/lab"
 c.Spawner.start_timeout = 300
 c.Spawner.http_timeout = 240
 # The hub does not queue spawns over this limit: it answers 429 and the learner must try again. A
-# whole class logging in at once should not see that, so the limit is a class, not a core count; 20
-# servers starting together on 2 cores each took about 20 s here (benchmarks/classroom.py).
+# whole class logging in at once should not see that, so the limit is a class, not a core count: 20
+# servers starting together on 2 cores took 40 to 45 s each here (benchmarks/classroom.py).
 c.JupyterHub.concurrent_spawn_limit = int(os.environ.get("METAKIT_HUB_SPAWNS", "30"))
 DATA = os.environ.get("METAKIT_DATA") or str(REPO / "data")
 c.Spawner.environment = {
