@@ -75,8 +75,9 @@ def main(argv=None) -> None:
                         help=f"comma-separated, of {', '.join(AUGMENTERS)} (default: all)")
     args = parser.parse_args(argv)
     chosen = [g for g in args.generators.split(",") if g]
-    if unknown := sorted(set(chosen) - set(AUGMENTERS)) or not chosen:
-        parser.error(f"--generators: unknown {', '.join(unknown)}; choose from {', '.join(AUGMENTERS)}")
+    if not chosen or (unknown := sorted(set(chosen) - set(AUGMENTERS))):
+        parser.error(f"--generators: {'unknown ' + ', '.join(unknown) if chosen else 'none given'}; "
+                     f"choose from {', '.join(AUGMENTERS)}")
     progress = not args.no_progress
     with metakit.runtime.threads(args.threads):
         start, quick = time.perf_counter(), args.quick

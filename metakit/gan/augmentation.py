@@ -128,10 +128,7 @@ class HandSet(nn.Module):
         Returns:
             (N, n_samples, 1, 28, 28) deformed copies, on ``x``'s device.
         """
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive whole number; got {n_samples!r}.")
-        if not (noise_scale >= 0):
-            raise ValueError(f"noise_scale must be 0 or more; got {noise_scale!r}.")
+        dagan_module.check_generate(n_samples, noise_scale)
         xs = x.repeat_interleave(n_samples, 0)                  # (N*n_samples, 1, 28, 28)
         draws = self.augmentation(xs.cpu(), strength=noise_scale, generator=generator)  # a CPU generator's draws
         return draws.to(x.device).view(len(x), n_samples, *x.shape[1:])

@@ -87,10 +87,7 @@ class DAGANGenerator(nn.Module):
         Returns:
             (N, n_samples, 1, 28, 28) variations.
         """
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive whole number; got {n_samples!r}.")
-        if not (noise_scale >= 0):
-            raise ValueError(f"noise_scale must be 0 or more; got {noise_scale!r}.")
+        check_generate(n_samples, noise_scale)
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -100,6 +97,15 @@ class DAGANGenerator(nn.Module):
         out = self(xs, z).view(n, n_samples, *x.shape[1:])
         self.train(was_training)
         return out
+
+
+def check_generate(n_samples, noise_scale) -> None:
+    """The arguments every augmenter's ``generate`` takes: a positive whole ``n_samples`` and a
+    ``noise_scale`` of 0 or more (NaN refused); ``ValueError`` otherwise."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive whole number; got {n_samples!r}.")
+    if not (noise_scale >= 0):
+        raise ValueError(f"noise_scale must be 0 or more; got {noise_scale!r}.")
 
 
 def class_index(dataset) -> torch.Tensor:
