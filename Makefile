@@ -67,10 +67,11 @@ student: $(EXTRA)exercises
 student-check: $(EXTRA)test
 	METAKIT_STUDENT_NOTEBOOKS=all MPLBACKEND=agg $(BIN)/python -m pytest tests/test_student_notebooks.py -p no:cacheprovider -v
 
-# Tests first (they also build the glyph cache), then every notebook under nbval in quick mode.
+# Tests first (they also build the glyph cache), then every notebook under nbval in quick mode, computing
+# every stored result (metakit.results) afresh, into .cache/results.
 test: $(EXTRA)all
 	$(PROXY_INSTALL)
-	METAKIT_QUICK=1 MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	METAKIT_QUICK=1 METAKIT_RECOMPUTE=1 METAKIT_RESULTS=$(CURDIR)/.cache/results MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
 
 test-fast: $(EXTRA)test
 	$(BIN)/python -m pytest tests -x -q
