@@ -3,8 +3,8 @@
 A column is a list of strings, the values of one table column (an email column, a column of
 German postcodes, ...). Each semantic type is a class; an episode's support items are labelled
 example columns. Every column is a pure function of ``(type, seed)``: the seed picks the locale,
-the number of values and seeds Faker's generator, so the same seed gives the same column on any
-machine with the pinned Faker (40.54.0).
+the number of values and seeds Faker's generator, and Faker's "now" is pinned to :data:`NOW`, so
+the same seed gives the same column on any machine and any day with the pinned Faker (40.54.0).
 
 The split: :data:`HELD_OUT_TYPES` never appear in meta-training (:data:`BACKGROUND_TYPES`). Near
 duplicates stay on the same side (every date format, every name, latitude with longitude, IPv4 with
@@ -16,10 +16,13 @@ zone), so the task is possible from a few examples.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import random
 import string
 from functools import lru_cache
 
+import faker.providers.date_time as faker_dates
 import torch
 from faker import Faker
 
@@ -131,6 +134,27 @@ _LOCAL = {"phone", "postcode", "person_name", "first_name", "last_name", "city",
           "building_number", "month_name", "weekday", "catch_phrase", "currency_name"}
 
 
+# Faker draws dates and times (and years, month names, weekdays) up to "now"; with now pinned, a
+# column is the same on any day.
+NOW = datetime.datetime(2026, 1, 1)
+
+
+class _PinnedNow(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return NOW if tz is None else NOW.replace(tzinfo=tz)
+
+
+@contextlib.contextmanager
+def _pinned_now():
+    saved = faker_dates.datetime
+    faker_dates.datetime = _PinnedNow
+    try:
+        yield
+    finally:
+        faker_dates.datetime = saved
+
+
 @lru_cache(maxsize=None)
 def _faker(locale: str) -> Faker:
     return Faker(locale)
@@ -186,10 +210,11 @@ def generate_column(semantic_type: str, seed: int, n_values: int | None = None) 
         pair = _boolean_column_words(r)
         return [r.choice(pair) for _ in range(n)]
     gen = GENERATORS[semantic_type]
-    if semantic_type in FORMATS:
-        fmt = r.choice(FORMATS[semantic_type])
-        return [str(gen(f, r, fmt)) for _ in range(n)]
-    return [str(gen(f, r)) for _ in range(n)]
+    with _pinned_now():
+        if semantic_type in FORMATS:
+            fmt = r.choice(FORMATS[semantic_type])
+            return [str(gen(f, r, fmt)) for _ in range(n)]
+        return [str(gen(f, r)) for _ in range(n)]
 
 
 def column_locale(semantic_type: str, seed: int) -> str:

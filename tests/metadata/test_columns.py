@@ -29,6 +29,24 @@ def test_generator_is_deterministic_for_a_seed():
     assert generate_column("iban", 3, n_values=5) == generate_column("iban", 3)[:5]
 
 
+def test_a_column_is_the_same_on_any_day(monkeypatch):
+    """Faker draws dates up to "now" unless told an end; every type must give the same column later."""
+    import datetime
+
+    import faker.providers.date_time as faker_dates
+
+    today = {t: generate_column(t, 5) for t in SEMANTIC_TYPES}
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime.now(tz) + datetime.timedelta(days=1000, seconds=12345)
+
+    monkeypatch.setattr(faker_dates, "datetime", Later)
+    later = {t: generate_column(t, 5) for t in SEMANTIC_TYPES}
+    assert [t for t in SEMANTIC_TYPES if later[t] != today[t]] == []
+
+
 def test_fixed_values():
     col = generate_column("mac_address", 0, n_values=3)
     assert all(len(v) == 17 and v.count(":") == 5 for v in col)
