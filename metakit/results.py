@@ -93,13 +93,12 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-def _parameters_digest(model: torch.nn.Module) -> str:
-    """A short hash of the learned weights alone (not what fitting a support set leaves behind: the
-    last episode's prototypes or head)."""
-    h = hashlib.sha256()
-    for name, p in model.named_parameters():
-        h.update(name.encode() + p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
+def _parameters(model: torch.nn.Module) -> dict:
+    """``{name: (id, hash of the values)}`` of the learned weights. Training changes a parameter in
+    place (same object, new values); fitting a support set may leave a new head behind (a new
+    object), which is the last episode's state, not a change of the model."""
+    return {name: (id(p), hashlib.sha256(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+                   .hexdigest()) for name, p in model.named_parameters()}
 
 
 def _is_plain(v) -> bool:
@@ -305,9 +304,11 @@ def stored(name: str, compute, *, settings: dict | None = None, models: dict | N
         path, old = records[0]
         print(f"The stored result ({describe(old)}) is for other inputs: {what_changed(old['parts'], parts)} "
               f"changed. Computing it again.")
-    trained = {m: _parameters_digest(model) for m, model in (models or {}).items()}
+    before = {m: _parameters(model) for m, model in (models or {}).items()}
     record = _compute(name, compute, parts, state)
-    changed = [m for m, model in (models or {}).items() if _parameters_digest(model) != trained[m]]
+    changed = [m for m, model in (models or {}).items()
+               if any(before[m].get(k, (None,))[0] == v[0] and before[m][k][1] != v[1]
+                      for k, v in _parameters(model).items())]
     if changed:  # a stored result could not stand in for the computation: the cells below would differ
         print(f"The computation changed the learned weights of {', '.join(changed)}, so its result is not stored.")
     else:

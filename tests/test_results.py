@@ -104,7 +104,9 @@ def test_what_fitting_a_support_set_leaves_behind_does_not_stop_storing(folders,
     def fit_support():
         net.register_buffer("prototypes", torch.randn(3, 2))   # the last episode's state
         net.n_way = 3
+        net.head = torch.nn.Linear(2, 3)                       # a head fitted to the episode
         return 1
+    net.head = torch.nn.Linear(2, 3)                           # the head of an earlier episode
     results.stored("t", fit_support, models={"net": net})
     assert (folders[0] / "t.pt").exists() and "changed" not in capsys.readouterr().out
 
