@@ -36,8 +36,9 @@ $(EXTRA)%: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks --LabApp.app_settings_dir=$(CURDIR)/lab-settings $(ROOT_FLAG) $(LAB_ARGS)
 
-# Voila runs a notebook when its page is opened (the checkpoints in data/ make that quick) and
-# hides the code; a cell may take up to 10 minutes.
+# Voila runs a notebook when its page is opened and hides the code; the checkpoints and the stored
+# results in data/checkpoints/ make that quick (benchmarks/app_open.py). A cell whose stored result no
+# longer matches computes it again, and may take up to 10 minutes.
 app: $(EXTRA)app
 	$(BIN)/voila notebooks --Voila.ip=127.0.0.1 --VoilaExecutor.timeout=600 $(APP_ARGS)
 

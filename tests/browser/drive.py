@@ -104,9 +104,9 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def jupyter_env(home: Path) -> dict:
-    """Environment for a server: private Jupyter folders under ``home``, quick mode, lab settings
-    that keep every cell in the page (no windowing) and ask for no news."""
+def jupyter_env(home: Path, quick: bool = True) -> dict:
+    """Environment for a server: private Jupyter folders under ``home``, quick mode (unless
+    ``quick=False``), lab settings that keep every cell in the page (no windowing) and ask for no news."""
     dirs = {name: home / name.lower() for name in ("JUPYTER_CONFIG_DIR", "JUPYTERLAB_SETTINGS_DIR",
                                                    "JUPYTERLAB_WORKSPACES_DIR", "JUPYTER_RUNTIME_DIR")}
     settings = {"@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
@@ -117,8 +117,11 @@ def jupyter_env(home: Path) -> dict:
         path.write_text(json.dumps(values))
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, **{k: str(v) for k, v in dirs.items()}, "METAKIT_QUICK": "1", "MPLBACKEND": "agg",
-            "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **{k: str(v) for k, v in dirs.items()}, "METAKIT_QUICK": "1", "MPLBACKEND": "agg",
+           "PYTHONUNBUFFERED": "1"}
+    if not quick:
+        del env["METAKIT_QUICK"]
+    return env
 
 
 def start_lab(notebook_dir: Path, home: Path) -> tuple[Server, str]:
@@ -136,15 +139,17 @@ def start_lab(notebook_dir: Path, home: Path) -> tuple[Server, str]:
     return server, f"{base}|{token}"
 
 
-def start_app(home: Path) -> tuple[Server, str]:
-    """``make app`` (Voila on notebooks/) in quick mode; returns the server and ``base|token``."""
+def start_app(home: Path, quick: bool = True, extra_env: dict | None = None) -> tuple[Server, str]:
+    """``make app`` (Voila on notebooks/), in quick mode unless ``quick=False``; returns the server and
+    ``base|token``."""
     port, token = free_port(), secrets.token_hex(16)
     # VENV points make at the environment running this, so nothing installs.
     # -o: never rebuild the install stamp from here, even when pyproject.toml is newer
     args = ["make", "-s", "-o", f"{sys.prefix}/.metakit-installed", "app", f"VENV={sys.prefix}",
             f"APP_ARGS=--no-browser --port={port} --token={token}"]
     base = f"http://127.0.0.1:{port}"
-    server = Server(args, url=f"{base}/voila/tree?token={token}", env=jupyter_env(home), log=home / "app.log")
+    server = Server(args, url=f"{base}/voila/tree?token={token}", env={**jupyter_env(home, quick), **(extra_env or {})},
+                    log=home / "app.log")
     return server, f"{base}|{token}"
 
 

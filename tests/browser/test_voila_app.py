@@ -2,6 +2,10 @@
 Chromium on notebook 02: the page renders with its plots, and a slider redraws the adaptation plot.
 Screenshots: artifacts/browser/app-*/."""
 
+import os
+import subprocess
+import sys
+
 import drive
 
 
@@ -43,3 +47,18 @@ def test_app_renders_notebook_02_and_its_slider_redraws(page, app, record_latenc
     drive.type_in_readout(explorer, "inner_lr", 10)
     drive.wait_message(explorer, "Not possible")
     shots("not-possible", explorer)
+
+
+def test_the_app_open_benchmark_opens_notebook_02_in_full_mode(browser):
+    """benchmarks/app_open.py --quick: notebook 02 in full mode (its checkpoints, 600 test tasks), timed,
+    with every line the committed notebook printed found in the page."""
+    env = {k: v for k, v in os.environ.items() if k != "METAKIT_QUICK"}
+    done = subprocess.run([sys.executable, "benchmarks/app_open.py", "--quick", "--limit", "300"], cwd=drive.ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("02_maml_derivation.ipynb"))
+    same, total = map(int, line.split("same lines ")[1].split()[0].split("/"))
+    timed = int(line.split("same lines ")[1].split()[1].strip("("))   # lines that print a redraw time
+    assert same + timed == total and total > 5 and "ERRORS" not in line, line
+    result = dict(kv.split("=") for kv in done.stdout.splitlines()[-1].split()[1:])
+    assert float(result["nb02_s"]) > 0 and result["under_60s"].endswith("/1")
