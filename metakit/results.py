@@ -13,7 +13,8 @@ the same computation again from the same random state, and says whether the numb
 Where results live: the shipped ones in ``data/checkpoints/results/`` (read only); the ones a
 learner computes in ``$METAKIT_RESULTS``, else ``$XDG_CACHE_HOME/metakit/results`` or
 ``~/.cache/metakit/results``. To refresh the shipped ones, run a notebook top to bottom with
-``METAKIT_RESULTS`` set to ``data/checkpoints/results`` and ``METAKIT_RECOMPUTE=1``.
+``METAKIT_RESULTS`` set to the absolute path of ``data/checkpoints/results`` and
+``METAKIT_RECOMPUTE=1`` (data/README.md).
 
 The files are pickles (``torch.save``): load only the kit's own and your own.
 """
