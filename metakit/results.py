@@ -63,11 +63,7 @@ def user_dir() -> Path:
 
 @functools.lru_cache(maxsize=256)
 def _file_digest(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return glyphs._sha256(Path(path))[:16]   # size and mtime only make a changed file a new cache entry
 
 
 def file_digest(path) -> str:
@@ -84,9 +80,8 @@ def weights_digest(model: torch.nn.Module) -> str:
     settings its modules keep as plain attributes (an inner learning rate, a number of steps, a mode)."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
         h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(_tensor_bytes(t))
     for name, module in model.named_modules():
         plain = {k: v for k, v in sorted(vars(module).items())
                  if not k.startswith("_") and k != "training" and _is_plain(v)}
@@ -98,8 +93,12 @@ def _parameters(model: torch.nn.Module) -> dict:
     """``{name: (id, hash of the values)}`` of the learned weights. Training changes a parameter in
     place (same object, new values); fitting a support set may leave a new head behind (a new
     object), which is the last episode's state, not a change of the model."""
-    return {name: (id(p), hashlib.sha256(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-                   .hexdigest()) for name, p in model.named_parameters()}
+    return {name: (id(p), hashlib.sha256(_tensor_bytes(p)).hexdigest()) for name, p in model.named_parameters()}
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    t = t.detach().cpu().contiguous()
+    return t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
 
 
 def _is_plain(v) -> bool:
@@ -302,7 +301,7 @@ def stored(name: str, compute, *, settings: dict | None = None, models: dict | N
         _recompute_button(name, compute, parts, match, show)
         return match["value"]
     if records:
-        path, old = records[0]
+        old = records[0][1]
         print(f"The stored result ({describe(old)}) is for other inputs: {what_changed(old['parts'], parts)} "
               f"changed. Computing it again.")
     before = {m: _parameters(model) for m, model in (models or {}).items()}
