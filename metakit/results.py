@@ -244,6 +244,22 @@ def _compute(name: str, compute, parts: dict, state_before: dict) -> dict:
                        f"{torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)}"}
 
 
+def _compute_and_store(name: str, compute, parts: dict, state_before: dict, models: dict | None) -> tuple[dict, list]:
+    """Compute, and store the result unless the computation changed some model's learned weights in
+    place: a stored result could not stand in for it, since the cells below would see other weights.
+    Returns the record and the names of the models whose weights changed."""
+    before = {m: _parameters(model) for m, model in (models or {}).items()}
+    record = _compute(name, compute, parts, state_before)
+    changed = [m for m, model in (models or {}).items()
+               if any(before[m].get(k, (None,))[0] == v[0] and before[m][k][1] != v[1]
+                      for k, v in _parameters(model).items())]
+    if changed:
+        print(f"The computation changed the learned weights of {', '.join(changed)}, so its result is not stored.")
+    else:
+        save(record)
+    return record, changed
+
+
 def describe(record: dict) -> str:
     minutes = record["seconds"] / 60
     took = f"{minutes:.0f} min" if minutes >= 1 else f"{record['seconds']:.0f} s"
@@ -298,28 +314,22 @@ def stored(name: str, compute, *, settings: dict | None = None, models: dict | N
         set_random_state(match["random_after"])   # as if it had just been computed
         if show is not None:
             show(match["value"])
-        _recompute_button(name, compute, parts, match, show)
+        _recompute_button(name, compute, parts, match, show, models)
         return match["value"]
     if records:
         old = records[0][1]
         print(f"The stored result ({describe(old)}) is for other inputs: {what_changed(old['parts'], parts)} "
               f"changed. Computing it again.")
-    before = {m: _parameters(model) for m, model in (models or {}).items()}
-    record = _compute(name, compute, parts, state)
-    changed = [m for m, model in (models or {}).items()
-               if any(before[m].get(k, (None,))[0] == v[0] and before[m][k][1] != v[1]
-                      for k, v in _parameters(model).items())]
-    if changed:  # a stored result could not stand in for the computation: the cells below would differ
-        print(f"The computation changed the learned weights of {', '.join(changed)}, so its result is not stored.")
-    else:
-        save(record)
+    record, _ = _compute_and_store(name, compute, parts, state, models)
     if show is not None:
         show(record["value"])
     return record["value"]
 
 
-def _recompute_button(name: str, compute, parts: dict, record: dict, show) -> None:
-    """A note on where the result came from, and a button that recomputes it from the same random state."""
+def _recompute_button(name: str, compute, parts: dict, record: dict, show, models: dict | None = None) -> None:
+    """A note on where the result came from, and a button that recomputes it from the same random state.
+    The notebook's state is kept: its random state, and the models' weights should the computation
+    change them (then nothing is stored, as in :func:`stored`)."""
     import ipywidgets as widgets
     from IPython.display import display
 
@@ -333,10 +343,12 @@ def _recompute_button(name: str, compute, parts: dict, record: dict, show) -> No
         out.clear_output()
         with out:
             now = random_state()
+            weights = [(p, p.detach().clone()) for model in (models or {}).values() for p in model.parameters()]
             try:
                 set_random_state(record["random_before"])
-                fresh = _compute(name, compute, parts, record["random_before"])
-                save(fresh)
+                fresh, changed = _compute_and_store(name, compute, parts, record["random_before"], models)
+                if changed:
+                    print(f"The weights of {', '.join(changed)} are put back as they were.")
                 if show is not None:
                     show(fresh["value"])
                 agree = "the same numbers as" if same(fresh["value"], record["value"]) else "numbers that differ from"
@@ -344,7 +356,10 @@ def _recompute_button(name: str, compute, parts: dict, record: dict, show) -> No
                       "The cells below still use the stored one.")
             except Exception as e:  # the message, not a traceback, and the stored result stays
                 print(f"Could not recompute: {type(e).__name__}: {e}")
-            finally:
+            finally:  # also after an error part of the way through
+                with torch.no_grad():  # into the same tensors (a head replaced since is left as it is)
+                    for p, saved in weights:
+                        p.copy_(saved)
                 set_random_state(now)
                 button.disabled = False
 

@@ -236,3 +236,30 @@ def test_every_shipped_result_is_readable():
         record = torch.load(path, map_location="cpu", weights_only=False)
         assert record["format"] == results.FORMAT and record["name"] == path.stem
         assert record["key"] == results.key_of(record["parts"]) and "value" in record
+
+
+def test_recompute_that_trains_stores_nothing_and_puts_the_weights_back(folders, monkeypatch, capsys):
+    net = torch.nn.Linear(2, 2)
+    calls = []
+
+    def evaluate_then_train_once():  # the first call (stored) leaves the weights; the next changes them
+        calls.append(1)
+        if len(calls) > 1:
+            with torch.no_grad():
+                net.weight += 1.0
+        return float(net.weight.sum())
+    widgets = []
+    monkeypatch.setattr("IPython.display.display", widgets.append)
+    seed()
+    first = results.stored("t", evaluate_then_train_once, models={"net": net})
+    stamp = (folders[0] / "t.pt").stat().st_mtime_ns
+    seed()
+    results.stored("t", evaluate_then_train_once, models={"net": net})
+    capsys.readouterr()
+    weights = net.weight.detach().clone()
+    widgets[-1].children[0].click()
+    out = capsys.readouterr().out
+    assert len(calls) == 2 and "changed the learned weights of net, so its result is not stored" in out
+    assert "put back as they were" in out and torch.equal(net.weight, weights)
+    assert (folders[0] / "t.pt").stat().st_mtime_ns == stamp
+    assert results.load("t")[0][1]["value"] == first
