@@ -58,7 +58,7 @@ def normal(text: str) -> str:
 
 
 def open_one(browser, base: str, token: str, notebook: Path, limit: float) -> dict:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = drive.new_page(browser)
     start = time.perf_counter()
     try:
         page.goto(f"{base}/voila/render/{notebook.name}?token={token}", timeout=limit * 1000, wait_until="load")

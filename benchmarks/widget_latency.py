@@ -34,12 +34,6 @@ NOTEBOOK = "02_maml_derivation.ipynb"
 TARGET_S = 1.0
 
 
-def new_page(browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
-    return page
-
-
 def time_k_shot(explorer, changes: int) -> list[float]:
     """One warm-up change of k_shot, then ``changes`` timed ones (right and left alternately)."""
     explorer.scroll_into_view_if_needed()
@@ -53,7 +47,7 @@ def in_lab(browser, home: Path, changes: int) -> list[float]:
     shutil.copy(drive.ROOT / "notebooks" / NOTEBOOK, notebooks / NOTEBOOK)
     server, lab = drive.start_lab(notebooks, home)
     try:
-        page = new_page(browser)
+        page = drive.new_page(browser, timeout_ms=60_000)
         drive.open_notebook(page, lab, NOTEBOOK)
         drive.run_all(page, lab)
         assert not drive.errors_shown(page, drive.CURRENT_NOTEBOOK), drive.errors_shown(page, drive.CURRENT_NOTEBOOK)
@@ -68,7 +62,7 @@ def in_app(browser, home: Path, changes: int) -> list[float]:
     server, app = drive.start_app(home)
     try:
         base, token = app.split("|")
-        page = new_page(browser)
+        page = drive.new_page(browser, timeout_ms=60_000)
         page.goto(f"{base}/voila/render/{NOTEBOOK}?token={token}", timeout=300_000)
         explorer = page.locator(drive.EXPLORER)
         explorer.locator(":scope > img.widget-image").wait_for(timeout=120_000)

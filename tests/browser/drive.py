@@ -159,6 +159,14 @@ def launch_browser(playwright, chromium: str):
                                       args=[*args, "--disable-dev-shm-usage", "--disable-gpu"])
 
 
+def new_page(browser, timeout_ms: float | None = None):
+    """A page the size the benchmarks measure at (1400x1000); ``timeout_ms`` sets its default timeout."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    if timeout_ms is not None:
+        page.set_default_timeout(timeout_ms)
+    return page
+
+
 class Shots:
     """Numbered screenshots of each step (the page, or one element) under artifacts/browser/<name>/."""
 
