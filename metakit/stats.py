@@ -46,7 +46,10 @@ def t95(dof: int) -> float:
 
 
 def format_ci(mean: float, half_width: float, digits: int = 4) -> str:
-    """``"0.9862±0.0025"``: the one way the kit's tables print a mean and its interval."""
+    """``"0.9862±0.0025"``: the one way the kit's tables print a mean and its interval; a single
+    value, which has none (NaN from :func:`mean_ci`), prints as ``"0.9862 (1 value)"``."""
+    if math.isnan(half_width):
+        return f"{mean:.{digits}f} (1 value)"
     return f"{mean:.{digits}f}±{half_width:.{digits}f}"
 
 

@@ -28,6 +28,7 @@ def test_small_samples_use_student_t_with_the_sample_std():
 def test_a_single_value_has_no_interval_and_no_values_is_an_error():
     mean, half = mean_ci([0.7])
     assert mean == pytest.approx(0.7) and math.isnan(half)
+    assert format_ci(mean, half) == "0.7000 (1 value)" and format_ci(0.7, 0.01, 2) == "0.70±0.01"
     with pytest.raises(ValueError, match="at least one"):
         mean_ci([])
 
