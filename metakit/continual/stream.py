@@ -19,6 +19,11 @@ from torch import nn
 from torchvision.transforms.functional import rotate
 from tqdm.auto import tqdm
 
+# A training loss above this has diverged even if it has not overflowed yet: a cross-entropy starts
+# near log(classes), and a run whose weights have blown up can settle at huge finite losses, or
+# overflow to inf only on some CPUs (float32 round-off differs between AVX2 and AVX-512 kernels).
+LOSS_LIMIT = 1e10
+
 
 @dataclass
 class Task:
@@ -154,7 +159,7 @@ class ContinualLearner(nn.Module):
         if len(x) != len(y) or len(y) == 0:
             raise ValueError("observe needs a non-empty batch with one label per input; "
                              f"got {len(x)} inputs, {len(y)} labels.")
-        if int(task_id) != task_id or task_id < self.task:
+        if int(task_id) != task_id or task_id < max(self.task, 0):
             raise ValueError(f"task ids must arrive in order 0, 1, 2, ...; "
                              f"got task {task_id!r} after task {self.task}.")
         self.net.train()
@@ -229,8 +234,8 @@ def run_stream(learner: ContinualLearner, stream: list[Task], epochs: int = 1, b
 
     Returns:
         ``R`` (T, T) and ``b`` (T,) as numpy arrays, the metrics of :func:`continual_metrics`,
-        ``losses`` (one per step) and ``seconds``. A loss that is not finite raises
-        ``FloatingPointError`` (a learning rate too large, usually).
+        ``losses`` (one per step) and ``seconds``. A loss that is not finite or above ``LOSS_LIMIT``
+        raises ``FloatingPointError`` (a learning rate too large, usually).
     """
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs per task must be a positive integer; got {epochs!r}.")
@@ -247,9 +252,9 @@ def run_stream(learner: ContinualLearner, stream: list[Task], epochs: int = 1, b
             for k in range(0, len(order), batch_size):
                 rows = order[k:k + batch_size]
                 loss = learner.observe(task.x_train[rows], task.y_train[rows], i)
-                if not math.isfinite(loss):
+                if not math.isfinite(loss) or loss > LOSS_LIMIT:
                     bar.close()
-                    raise FloatingPointError(f"the loss became {loss} on task {i}: the learning rate "
+                    raise FloatingPointError(f"the loss became {loss:.3g} on task {i}: the learning rate "
                                              f"{learner.lr:g} is too large for this strategy; try a smaller one.")
                 losses.append(loss)
                 bar.update()

@@ -192,6 +192,8 @@ def test_bad_input_gives_clear_errors():
         make_strategy("ewc", small_net(), ewc_strength=-1)
     learner = make_strategy("naive", small_net())
     x = torch.randn(4, 12)
+    with pytest.raises(ValueError, match="in order 0, 1, 2"):     # no task before the first
+        learner.observe(x, torch.zeros(4, dtype=torch.long), -1)
     learner.observe(x, torch.zeros(4, dtype=torch.long), 1)
     with pytest.raises(ValueError, match="in order"):
         learner.observe(x, torch.zeros(4, dtype=torch.long), 0)
@@ -566,3 +568,14 @@ def test_calling_a_learner_gives_its_networks_logits():
     learner, x = ContinualLearner(small_net()), torch.randn(3, 12)
     torch.testing.assert_close(learner(x), learner.net(x))
     assert torch.equal(learner.predict(x), learner.net(x).argmax(1))
+
+
+def test_a_loss_that_blows_up_without_overflowing_is_a_divergence(monkeypatch):
+    """Some CPUs settle at huge finite losses where others overflow: both are reported, with the task."""
+    from metakit.continual import stream as stream_module
+    learner = make_strategy("naive", small_net())
+    monkeypatch.setattr(learner, "observe", lambda x, y, task_id: 2.5e36)
+    tasks = [stream_module.Task("t", torch.randn(4, 12), torch.zeros(4, dtype=torch.long),
+                                torch.randn(2, 12), torch.zeros(2, dtype=torch.long))]
+    with pytest.raises(FloatingPointError, match="the loss became 2.5e[+]36 on task 0: the learning rate"):
+        stream_module.run_stream(learner, tasks, progress=False)
