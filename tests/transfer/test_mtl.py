@@ -200,3 +200,12 @@ def test_the_outer_optimiser_steps_the_scaling_and_shifting_ten_times_more_gentl
     meta_train(mtl, EpisodeSampler(tiny_dataset(classes=6, per_class=8), 3, 1, 2), meta_lr=1e-3, meta_batch_size=2,
                steps=1, progress=False, optimizer=Recording)
     assert seen == [[pytest.approx(1e-4), 1e-3]]
+
+
+def test_the_directional_check_steps_over_a_kink_that_lies_within_its_step():
+    p = torch.tensor([0.5], dtype=torch.float64, requires_grad=True)
+    loss = lambda: (p - 0.2).pow(2).sum() + torch.relu(p - 0.5 + 3e-6).sum()  # noqa: E731  kink 3e-6 below p
+    right, wrong = torch.tensor([1.6], dtype=torch.float64), torch.tensor([0.6], dtype=torch.float64)
+    assert abs(M.central_difference(loss, [p], [torch.ones(1, dtype=torch.float64)], 1e-5) - 1.6) > 0.3  # kink inside
+    assert M.directional_check(loss, [p], [right]) < 1e-6
+    assert M.directional_check(loss, [p], [wrong]) > 0.5
