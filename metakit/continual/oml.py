@@ -20,7 +20,7 @@ from torch import nn
 from ..checkpoints import CHECKPOINTS, train_or_load
 from ..runtime import Budget
 from ..training import model_device
-from .stream import LOSS_LIMIT
+from .stream import diverged
 
 # Held out of meta-training and pretraining, to choose each model's head learning rate.
 VALIDATION_ALPHABETS = ("Cyrillic", "Greek")
@@ -129,11 +129,11 @@ def meta_train_online(model: OnlineLearner, dataset, steps: int | None = 1000, s
 
 
 def adam_step(opt, loss: torch.Tensor, budget: Budget, what: str, lr_name: str) -> None:
-    """One optimiser step on ``loss``, logged on ``budget``. A loss that is not finite or above
-    ``LOSS_LIMIT`` (some CPUs settle at huge finite losses where others overflow) takes no step,
-    closes the budget's bar and raises ``FloatingPointError`` naming the learning rate to lower."""
+    """One optimiser step on ``loss``, logged on ``budget``. A loss that has diverged (not finite or
+    above ``LOSS_LIMIT``: :func:`~metakit.continual.stream.diverged`) takes no step, closes the
+    budget's bar and raises ``FloatingPointError`` naming the learning rate to lower."""
     value = loss.item()
-    if not math.isfinite(value) or value > LOSS_LIMIT:
+    if diverged(value):
         budget.close()
         raise FloatingPointError(f"{what} became {value:.3g}; lower {lr_name}.")
     opt.zero_grad()

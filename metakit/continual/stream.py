@@ -25,6 +25,11 @@ from tqdm.auto import tqdm
 LOSS_LIMIT = 1e10
 
 
+def diverged(loss: float) -> bool:
+    """Whether a training loss says the run has diverged: not finite, or above ``LOSS_LIMIT``."""
+    return not math.isfinite(loss) or loss > LOSS_LIMIT
+
+
 @dataclass
 class Task:
     """One task of a stream: its name, training and test images and labels."""
@@ -252,7 +257,7 @@ def run_stream(learner: ContinualLearner, stream: list[Task], epochs: int = 1, b
             for k in range(0, len(order), batch_size):
                 rows = order[k:k + batch_size]
                 loss = learner.observe(task.x_train[rows], task.y_train[rows], i)
-                if not math.isfinite(loss) or loss > LOSS_LIMIT:
+                if diverged(loss):
                     bar.close()
                     raise FloatingPointError(f"the loss became {loss:.3g} on task {i}: the learning rate "
                                              f"{learner.lr:g} is too large for this strategy; try a smaller one.")

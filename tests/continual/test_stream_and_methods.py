@@ -579,3 +579,10 @@ def test_a_loss_that_blows_up_without_overflowing_is_a_divergence(monkeypatch):
                                 torch.randn(2, 12), torch.zeros(2, dtype=torch.long))]
     with pytest.raises(FloatingPointError, match="the loss became 2.5e[+]36 on task 0: the learning rate"):
         stream_module.run_stream(learner, tasks, progress=False)
+
+
+def test_diverged_is_the_one_rule_for_a_training_loss():
+    """Not finite, or finite but above LOSS_LIMIT: the rule run_stream and oml.adam_step share."""
+    from metakit.continual.stream import LOSS_LIMIT, diverged
+    assert not diverged(0.0) and not diverged(2.3) and not diverged(LOSS_LIMIT)
+    assert diverged(math.nan) and diverged(math.inf) and diverged(-math.inf) and diverged(LOSS_LIMIT * 10)
