@@ -14,7 +14,8 @@ box-drawing pieces stay distinct. The background/evaluation split is by alphabet
 person redrawing them: each centre line is cut into strokes at its junctions, and every rendering
 moves, turns and rescales each stroke a little on its own, presses each stroke with its own pen
 width, varies the width smoothly across the drawing, and adds a fine tremor, on top of the
-whole-character distortion of the default. It has its own version in the cache name.
+whole-character distortion of the default. It has its own version in the cache name. The amount
+``bend`` (0 by default) also bends each stroke on its own (benchmarks/RESULTS.md has its figures).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ STROKE_PARAMS = {
     "pressure": 0.2,     # log-normal spread of each stroke's pen width
     "width_field": 0.15, # amplitude of a smooth width change across the drawing
     "tremor": 0.4,       # pixels (at 56x56) of fine wobble, on a 10x10 grid of random offsets
+    "bend": 0.0,         # pixels (at 56x56) of each stroke's own smooth bending, on a 3x3 grid (0: rigid strokes)
 }
 CANVAS = 56            # drawing resolution; pooled 2x2 down to 28x28
 FONT_SIZE = 48         # em box ~0.85 of the canvas: drawings as tall as Omniglot's at 28x28
@@ -327,6 +329,9 @@ def draw_strokes(strokes: list[np.ndarray], renderings: int, g: torch.Generator,
     offset = centre - torch.einsum("nij,nj->ni", turn, centre) - shift
     w = whole[owner]                                                            # (N, H, W, 2)
     src = w[..., :1] * turn[:, None, None, :, 0] + w[..., 1:] * turn[:, None, None, :, 1] + offset[:, None, None]
+    if params["bend"] > 0:  # each stroke bends on its own, as a pen redrawing it wanders (none by default)
+        bend = torch.randn(n, 2, 3, 3, generator=g) * (2.0 / CANVAS) * params["bend"]
+        src = src + F.interpolate(bend, size=(CANVAS, CANVAS), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
     warped = F.grid_sample(dist.unsqueeze(1), src, mode="bilinear", padding_mode="border",
                            align_corners=False).squeeze(1)
     # the pen: a width per drawing (as in the default), per stroke, and a smooth field across it

@@ -206,6 +206,18 @@ def test_strokes_build_is_deterministic_for_a_seed():
     assert not np.array_equal(a["images"], c["images"])
 
 
+def test_stroke_bending_is_off_by_default_and_bends_without_losing_ink():
+    kw = {"seed": 2, "renderings": 4, "alphabets": ["Ogham"], "progress": False, "style": "strokes"}
+    rigid, explicit = glyphs.build(**kw), glyphs.build(params={"bend": 0.0}, **kw)
+    bent, again = glyphs.build(params={"bend": 1.5}, **kw), glyphs.build(params={"bend": 1.5}, **kw)
+    assert glyphs.STROKE_PARAMS["bend"] == 0.0
+    assert np.array_equal(rigid["images"], explicit["images"])  # no random numbers drawn for it
+    assert np.array_equal(bent["images"], again["images"])
+    assert not np.array_equal(rigid["images"], bent["images"])
+    ink = lambda d: (255 - d["images"].astype(float)).sum((1, 2))  # noqa: E731
+    assert abs(ink(bent).mean() / ink(rigid).mean() - 1) < 0.15     # the same pens, bent strokes
+
+
 def test_split_strokes_cuts_at_junctions_and_keeps_every_pixel():
     plus = np.zeros((20, 20), bool)
     plus[10, 2:19] = True
