@@ -241,9 +241,14 @@ def _hand_grid(b: int, g: torch.Generator) -> torch.Tensor:
     theta[:, 1, 0], theta[:, 1, 1] = sin, cos
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, (b, 1, CANVAS, CANVAS), align_corners=False)
-    coarse = torch.randn(b, 2, 4, 4, generator=g) * (2.0 / CANVAS) * 1.4
-    elastic = F.interpolate(coarse, size=(CANVAS, CANVAS), mode="bicubic", align_corners=True)
-    return grid + elastic.permute(0, 2, 3, 1)
+    return grid + smooth_offsets(b, 4, 1.4, g, "bicubic")
+
+
+def smooth_offsets(count: int, grid: int, pixels: float, g: torch.Generator, mode: str) -> torch.Tensor:
+    """(count, H, W, 2) smooth random displacements for ``grid_sample`` grids: offsets of standard
+    deviation ``pixels`` (at CANVAS size) on a ``grid`` x ``grid`` lattice, interpolated with ``mode``."""
+    coarse = torch.randn(count, 2, grid, grid, generator=g) * (2.0 / CANVAS) * pixels
+    return F.interpolate(coarse, size=(CANVAS, CANVAS), mode=mode, align_corners=True).permute(0, 2, 3, 1)
 
 
 def distort(distance: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -317,9 +322,7 @@ def draw_strokes(strokes: list[np.ndarray], renderings: int, g: torch.Generator,
     u = lambda lo, hi, *shape: lo + (hi - lo) * torch.rand(*shape, generator=g)
     # the whole character: the default's slant, rotation, scale, shift and elastic field, plus tremor
     whole = _hand_grid(r, g)                                                    # (R, H, W, 2)
-    tremor = torch.randn(r, 2, 10, 10, generator=g) * (2.0 / CANVAS) * params["tremor"]
-    whole = whole + F.interpolate(tremor, size=(CANVAS, CANVAS), mode="bilinear",
-                                  align_corners=True).permute(0, 2, 3, 1)
+    whole = whole + smooth_offsets(r, 10, params["tremor"], g, "bilinear")
     # each stroke on its own: turn and rescale about its centre, then move
     angle = u(-params["rotate"], params["rotate"], n)
     scale = 1 + u(-params["scale"], params["scale"], n)
@@ -330,8 +333,7 @@ def draw_strokes(strokes: list[np.ndarray], renderings: int, g: torch.Generator,
     w = whole[owner]                                                            # (N, H, W, 2)
     src = w[..., :1] * turn[:, None, None, :, 0] + w[..., 1:] * turn[:, None, None, :, 1] + offset[:, None, None]
     if params["bend"] > 0:  # each stroke bends on its own, as a pen redrawing it wanders (none by default)
-        bend = torch.randn(n, 2, 3, 3, generator=g) * (2.0 / CANVAS) * params["bend"]
-        src = src + F.interpolate(bend, size=(CANVAS, CANVAS), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+        src = src + smooth_offsets(n, 3, params["bend"], g, "bicubic")
     warped = F.grid_sample(dist.unsqueeze(1), src, mode="bilinear", padding_mode="border",
                            align_corners=False).squeeze(1)
     # the pen: a width per drawing (as in the default), per stroke, and a smooth field across it
