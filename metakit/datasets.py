@@ -222,7 +222,7 @@ def held_out_sets(evaluation: ImageClassDataset | None = None) -> dict:
 
 
 def load_glyphs(split: str = "background", root=None, seed: int = 0, rebuild: bool = False,
-                style: str = "fonts", sources: str = "matplotlib") -> ImageClassDataset:
+                style: str = "fonts", sources: str = "matplotlib", params: dict | None = None) -> ImageClassDataset:
     """The embedded glyph dataset, built from matplotlib's fonts on first use and cached in ``data/``.
 
     Args:
@@ -234,11 +234,13 @@ def load_glyphs(split: str = "background", root=None, seed: int = 0, rebuild: bo
             on its own like a hand (see ``metakit.glyphs``); each style has its own cache.
         sources: "matplotlib" (the default) or "pypi": also the fonts of the optional fontpkg
             packages in ``metakit.glyphs.PYPI_FONTS`` (five more scripts, handwriting-like faces).
+        params: for style "strokes", amounts overriding ``metakit.glyphs.STROKE_PARAMS`` (for
+            experiments; each set of amounts has its own cache).
     """
 
     if split not in {"background", "evaluation", "all"}:
         raise ValueError(f"split must be 'background', 'evaluation' or 'all'; got {split!r}.")
-    data = load_or_build(root=root, seed=seed, rebuild=rebuild, style=style, sources=sources)
+    data = load_or_build(root=root, seed=seed, rebuild=rebuild, style=style, sources=sources, params=params)
     keep = np.ones(len(data["class_names"]), bool) if split == "all" else data["class_split"] == split
     new_label = -np.ones(len(keep), int)
     new_label[keep] = np.arange(keep.sum())

@@ -16,6 +16,8 @@ moves, turns and rescales each stroke a little on its own, presses each stroke w
 width, varies the width smoothly across the drawing, and adds a fine tremor, on top of the
 whole-character distortion of the default. It has its own version in the cache name. The amount
 ``bend`` (0 by default) also bends each stroke on its own (benchmarks/RESULTS.md has its figures).
+Other amounts than ``STROKE_PARAMS`` (``params``) build a cache of their own, so an experiment
+never replaces the default strokes.
 """
 
 from __future__ import annotations
@@ -404,10 +406,7 @@ def build(seed: int = 0, renderings: int = RENDERINGS, alphabets=None, progress:
     from tqdm.auto import tqdm
 
     _check_style(style)
-    params = {**STROKE_PARAMS, **(params or {})}
-    if set(params) != set(STROKE_PARAMS):
-        raise ValueError(f"unknown stroke parameters {sorted(set(params) - set(STROKE_PARAMS))}; "
-                         f"known: {sorted(STROKE_PARAMS)}")
+    params = stroke_params(params)
     if sources not in SOURCES:
         raise ValueError(f"sources must be one of {', '.join(map(repr, SOURCES))}; got {sources!r}.")
     paths = font_paths()
@@ -542,13 +541,35 @@ def version_of(style: str = "fonts") -> int:
     return VERSION if style == "fonts" else STROKES_VERSION
 
 
-def cache_files(root=None, seed: int = 0, style: str = "fonts", sources: str = "matplotlib") -> tuple[Path, Path]:
+def stroke_params(params: dict | None = None) -> dict:
+    """``STROKE_PARAMS`` with ``params`` overriding some of them; an unknown name is an error."""
+    if unknown := sorted(set(params or {}) - set(STROKE_PARAMS)):
+        raise ValueError(f"unknown stroke parameters {unknown}; known: {sorted(STROKE_PARAMS)}")
+    return {**STROKE_PARAMS, **(params or {})}
+
+
+def _params_tag(style: str, params: dict | None) -> str:
+    """"" for the default stroke parameters, else "-p" and 8 hex digits of their hash, so that a
+    build with other amounts has a cache of its own. Style "fonts" takes no parameters."""
+    if style == "fonts":
+        if params:
+            raise ValueError("stroke parameters apply to style 'strokes' only; style 'fonts' takes none.")
+        return ""
+    params = stroke_params(params)
+    if params == STROKE_PARAMS:
+        return ""
+    return "-p" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def cache_files(root=None, seed: int = 0, style: str = "fonts", sources: str = "matplotlib",
+                params: dict | None = None) -> tuple[Path, Path]:
     """The cache's data and metadata files; the name carries the style's version, so a cache
-    built by another version is never taken for this one."""
-    if style == "fonts" and sources == "matplotlib":
+    built by another version is never taken for this one, and (style "strokes") a short hash of
+    any stroke parameters that differ from ``STROKE_PARAMS``."""
+    if style == "fonts" and sources == "matplotlib" and not params:
         name = f"glyphs-v{VERSION}-seed{seed}"   # the default data's name, as it always was
     else:
-        name = f"glyphs-{style}-{sources}-v{version_of(style)}-seed{seed}"
+        name = f"glyphs-{style}-{sources}-v{version_of(style)}{_params_tag(style, params)}-seed{seed}"
     stem = cache_dir(root) / name
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
@@ -561,9 +582,10 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_cache(root=None, seed: int = 0, style: str = "fonts", sources: str = "matplotlib") -> dict:
+def check_cache(root=None, seed: int = 0, style: str = "fonts", sources: str = "matplotlib",
+                params: dict | None = None) -> dict:
     """Load the cached glyphs, or raise ``ValueError`` saying why the cache cannot be trusted."""
-    data_file, meta_file = cache_files(root, seed, style, sources)
+    data_file, meta_file = cache_files(root, seed, style, sources, params)
     if not data_file.exists() or not meta_file.exists():
         raise ValueError(f"no cache at {data_file}")
     try:
@@ -573,6 +595,8 @@ def check_cache(root=None, seed: int = 0, style: str = "fonts", sources: str = "
     if (meta.get("version") != version_of(style) or meta.get("seed") != seed
             or meta.get("style", "fonts") != style or meta.get("sources", "matplotlib") != sources):
         raise ValueError(f"{meta_file} was built by another version or seed")
+    if style == "strokes" and stroke_params(meta.get("params")) != stroke_params(params):
+        raise ValueError(f"{meta_file} was built with other stroke parameters")
     if _sha256(data_file) != meta.get("sha256"):
         raise ValueError(f"{data_file} does not match the checksum recorded when it was built")
     try:
@@ -591,19 +615,19 @@ def load_or_build(root=None, seed: int = 0, rebuild: bool = False, progress: boo
                   style: str = "fonts", params: dict | None = None, sources: str = "matplotlib") -> dict:
     """The cached glyph arrays for ``seed``, ``style`` and ``sources`` (see ``build``), built first
     if the cache is missing or fails its check. ``params`` (style "strokes" only, for
-    experiments) forces a rebuild, and the cache then records them."""
+    experiments) override ``STROKE_PARAMS``; other amounts have a cache of their own, which
+    records them, so they never replace the default drawings."""
     _check_style(style)
-    if params:
-        rebuild = True
+    cache_files(root, seed, style, sources, params)  # unknown or misplaced parameters fail before any work
     if not rebuild:
         try:
-            return check_cache(root, seed, style, sources)
+            return check_cache(root, seed, style, sources, params)
         except ValueError as why:
             if "no cache" not in str(why):
                 warnings.warn(f"Rebuilding the glyph cache: {why}.", stacklevel=3)
     start = time.perf_counter()
     data = build(seed=seed, progress=progress, style=style, params=params, sources=sources)
-    data_file, meta_file = cache_files(root, seed, style, sources)
+    data_file, meta_file = cache_files(root, seed, style, sources, params)
     data_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_file.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **data)
@@ -615,6 +639,6 @@ def load_or_build(root=None, seed: int = 0, rebuild: bool = False, progress: boo
     if style != "fonts" or sources != "matplotlib":  # the default's metadata stays as it was
         meta["style"], meta["sources"] = style, sources
         if style == "strokes":
-            meta["params"] = {**STROKE_PARAMS, **(params or {})}
+            meta["params"] = stroke_params(params)
     meta_file.write_text(json.dumps(meta, indent=1))
     return data

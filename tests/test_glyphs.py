@@ -267,6 +267,43 @@ def test_strokes_cache_has_its_own_versioned_name_and_is_checked(tmp_path, monke
         glyphs.check_cache(tmp_path, style="strokes")
 
 
+def test_other_stroke_parameters_have_their_own_cache_and_never_replace_the_default(tmp_path, monkeypatch):
+    real = glyphs.build
+    calls = []
+
+    def build(seed=0, progress=True, style="fonts", params=None, sources="matplotlib"):
+        calls.append(params)
+        return real(seed=seed, renderings=2, alphabets=["Ogham"], progress=False, style=style, params=params,
+                    sources=sources)
+
+    monkeypatch.setattr(glyphs, "build", build)
+    bent = {"bend": 1.5}
+    default_file = glyphs.cache_files(tmp_path, style="strokes")[0]
+    bent_file, bent_meta = glyphs.cache_files(tmp_path, style="strokes", params=bent)
+    assert bent_file != default_file
+    assert bent_file.name.startswith(f"glyphs-strokes-matplotlib-v{glyphs.STROKES_VERSION}-p")
+    # the defaults spelled out are the default cache, not another one
+    assert glyphs.cache_files(tmp_path, style="strokes", params=dict(glyphs.STROKE_PARAMS))[0] == default_file
+    plain = glyphs.load_or_build(root=tmp_path, style="strokes")
+    wavy = glyphs.load_or_build(root=tmp_path, style="strokes", params=bent)
+    assert calls == [None, bent] and not np.array_equal(plain["images"], wavy["images"])
+    # each is read back from its own file: no rebuild, and the default drawings are still the default
+    again = load_glyphs("all", root=tmp_path, style="strokes")
+    again_bent = load_glyphs("all", root=tmp_path, style="strokes", params=bent)
+    assert len(calls) == 2
+    assert np.array_equal(again.images.numpy(), plain["images"])
+    assert np.array_equal(again_bent.images.numpy(), wavy["images"])
+    assert json.loads(bent_meta.read_text())["params"] == {**glyphs.STROKE_PARAMS, **bent}
+    # a cache whose recorded amounts are not the ones asked for is not trusted
+    bent_meta.write_text(json.dumps({**json.loads(bent_meta.read_text()), "params": glyphs.STROKE_PARAMS}))
+    with pytest.raises(ValueError, match="other stroke parameters"):
+        glyphs.check_cache(tmp_path, style="strokes", params=bent)
+    # stroke parameters for the font style are a clear error, before any work
+    with pytest.raises(ValueError, match="apply to style 'strokes' only"):
+        glyphs.load_or_build(root=tmp_path, params=bent)
+    assert len(calls) == 2
+
+
 def test_unknown_style_or_stroke_parameter_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="style must be one of 'fonts', 'strokes'"):
         load_glyphs("all", root=tmp_path, style="pencil")

@@ -46,10 +46,11 @@ def fresh_build(seed: int = 0, style: str = "fonts", params: dict | None = None,
     """
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
+        params = params if style != "fonts" else None
         data = load_or_build(root=root, seed=seed, rebuild=True, progress=progress, style=style,
-                             params=params if style != "fonts" else None, sources=sources)
+                             params=params, sources=sources)
         build_s = time.perf_counter() - start
-        splits = [load_glyphs(split, root=root, seed=seed, style=style, sources=sources)
+        splits = [load_glyphs(split, root=root, seed=seed, style=style, sources=sources, params=params)
                   for split in ("background", "evaluation")]
     return build_s, data, *splits
 

@@ -55,3 +55,22 @@ def test_the_experiment_trains_on_deformed_episodes_when_asked(glyphs_background
     result = handwriting_experiment(glyphs_background, {"glyph": glyphs_evaluation}, steps=2, episodes=2,
                                     progress=False, augment=1.5)
     assert result["history"]["steps"] == 2 and 0.0 <= result["ours"]["glyph_5w1s"][0] <= 1.0
+
+
+def test_fresh_build_returns_the_splits_of_the_stroke_parameters_it_was_given(monkeypatch):
+    from metakit import glyphs
+    from metakit.metric.handwriting import fresh_build
+    real = glyphs.build
+
+    def small(seed=0, progress=True, style="fonts", params=None, sources="matplotlib"):
+        return real(seed=seed, renderings=2, alphabets=["Ogham", "Old_Italic"], progress=False, style=style,
+                    params=params, sources=sources)
+
+    monkeypatch.setattr(glyphs, "build", small)
+    _, data, background, evaluation = fresh_build(style="strokes", params={"bend": 1.5}, progress=False)
+    _, plain, *_ = fresh_build(style="strokes", progress=False)
+    assert not torch.equal(torch.as_tensor(data["images"]), torch.as_tensor(plain["images"]))
+    # the splits are the bent drawings just built, not a default build made when reading them back
+    split = torch.as_tensor(data["class_split"] == "background")[torch.as_tensor(data["targets"])]
+    assert torch.equal(background.images, torch.as_tensor(data["images"])[split])
+    assert len(evaluation) and torch.equal(evaluation.images, torch.as_tensor(data["images"])[~split])
