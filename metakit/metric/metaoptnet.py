@@ -98,7 +98,8 @@ class MetaOptNet(FewShotClassifier):
         qp = svm_dual_qp(z, y_support, n_way, self.C)
         with warnings.catch_warnings():  # qpth warns when it stops at max_iter, as intended here
             warnings.simplefilter("ignore")
-            alpha = QPFunction(verbose=False, maxIter=self.max_iter)(*qp)  # (1, n_support * n_way)
+            # verbose=-1: nor does it print its page-long "inaccurate solution" notice (verbose=False is 0, which does)
+            alpha = QPFunction(verbose=-1, maxIter=self.max_iter)(*qp)  # (1, n_support * n_way)
         self.alpha = alpha.view(len(z), n_way).to(z.dtype)
         self.qp = qp
         self.support = z

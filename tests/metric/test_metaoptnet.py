@@ -63,6 +63,16 @@ def test_separable_support_is_classified_correctly():
     assert torch.equal(model(x_support).argmax(1), y_support)
 
 
+def test_stopping_at_max_iter_prints_nothing(capsys):
+    # one interior-point iteration on a badly scaled support leaves qpth far from the optimum; it
+    # would print a page-long notice at every episode, which the kit's max_iter accepts by design
+    x_support, y_support = torch.randn(25, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 100, \
+        torch.arange(5).repeat_interleave(5)
+    model = MetaOptNet(nn.Flatten(), C=10.0, max_iter=1)
+    model.fit_support(x_support, y_support)
+    assert model(x_support).shape == (25, 5) and capsys.readouterr().out == ""
+
+
 def test_bad_support_raises():
     with pytest.raises(ValueError, match="every label"):
         MetaOptNet(nn.Flatten()).fit_support(torch.rand(2, 1, 28, 28), torch.tensor([0, 2]))
