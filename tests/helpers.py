@@ -111,3 +111,19 @@ def assert_falls_back(check, wrong, reference, capsys, words: str = "") -> str:
     out = capsys.readouterr().out
     assert "not yet" in out and words in out and "Hint:" in out and "reference" in out, out
     return out
+
+
+def small_glyph_builds(monkeypatch, alphabets) -> list:
+    """Make ``metakit.glyphs.build`` draw only ``alphabets``, 2 renderings each, quietly (seconds,
+    not a full build); returns the list it fills with each call's ``seed``, ``style`` and ``params``."""
+    from metakit import glyphs
+
+    real, calls = glyphs.build, []
+
+    def build(seed=0, progress=True, style="fonts", params=None, sources="matplotlib"):
+        calls.append({"seed": seed, "style": style, "params": params})
+        return real(seed=seed, renderings=2, alphabets=list(alphabets), progress=False, style=style, params=params,
+                    sources=sources)
+
+    monkeypatch.setattr(glyphs, "build", build)
+    return calls

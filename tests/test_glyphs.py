@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import small_glyph_builds
+
 from metakit import glyphs
 from metakit.datasets import ink_statistics, load_glyphs
 
@@ -108,15 +110,7 @@ def test_thinning_leaves_one_pixel_lines():
 
 @pytest.fixture
 def small_build(monkeypatch):
-    real = glyphs.build
-    calls = []
-
-    def build(seed=0, progress=True, **_):
-        calls.append(seed)
-        return real(seed=seed, renderings=2, alphabets=["Hebrew"], progress=False)
-
-    monkeypatch.setattr(glyphs, "build", build)
-    return calls
+    return small_glyph_builds(monkeypatch, ["Hebrew"])
 
 
 def test_cache_is_reused(tmp_path, small_build):
@@ -236,20 +230,12 @@ def test_split_strokes_cuts_at_junctions_and_keeps_every_pixel():
 
 
 def test_strokes_cache_has_its_own_versioned_name_and_is_checked(tmp_path, monkeypatch):
-    real = glyphs.build
-    calls = []
-
-    def build(seed=0, progress=True, style="fonts", params=None, sources="matplotlib"):
-        calls.append(style)
-        return real(seed=seed, renderings=2, alphabets=["Ogham"], progress=False, style=style, params=params,
-                    sources=sources)
-
-    monkeypatch.setattr(glyphs, "build", build)
+    calls = small_glyph_builds(monkeypatch, ["Ogham"])
     data_file, meta_file = glyphs.cache_files(tmp_path, style="strokes")
     assert data_file.name == f"glyphs-strokes-matplotlib-v{glyphs.STROKES_VERSION}-seed0.npz"
     first = glyphs.load_or_build(root=tmp_path, style="strokes")
     again = glyphs.load_or_build(root=tmp_path, style="strokes")
-    assert calls == ["strokes"] and np.array_equal(first["images"], again["images"])
+    assert [c["style"] for c in calls] == ["strokes"] and np.array_equal(first["images"], again["images"])
     meta = json.loads(meta_file.read_text())
     assert meta["style"] == "strokes" and meta["params"] == glyphs.STROKE_PARAMS
     # the default style's cache is another file, not this one
@@ -259,7 +245,8 @@ def test_strokes_cache_has_its_own_versioned_name_and_is_checked(tmp_path, monke
     data_file.write_bytes(raw[:100] + bytes([raw[100] ^ 0xFF]) + raw[101:])
     with pytest.warns(UserWarning, match="Rebuilding the glyph cache"):
         rebuilt = glyphs.load_or_build(root=tmp_path, style="strokes")
-    assert calls == ["strokes", "strokes"] and np.array_equal(first["images"], rebuilt["images"])
+    assert [c["style"] for c in calls] == ["strokes", "strokes"]
+    assert np.array_equal(first["images"], rebuilt["images"])
     # a cache whose metadata names another version is not taken for this one
     meta = json.loads(meta_file.read_text())
     meta_file.write_text(json.dumps({**meta, "version": glyphs.STROKES_VERSION + 1}))
@@ -268,15 +255,7 @@ def test_strokes_cache_has_its_own_versioned_name_and_is_checked(tmp_path, monke
 
 
 def test_other_stroke_parameters_have_their_own_cache_and_never_replace_the_default(tmp_path, monkeypatch):
-    real = glyphs.build
-    calls = []
-
-    def build(seed=0, progress=True, style="fonts", params=None, sources="matplotlib"):
-        calls.append(params)
-        return real(seed=seed, renderings=2, alphabets=["Ogham"], progress=False, style=style, params=params,
-                    sources=sources)
-
-    monkeypatch.setattr(glyphs, "build", build)
+    calls = small_glyph_builds(monkeypatch, ["Ogham"])
     bent = {"bend": 1.5}
     default_file = glyphs.cache_files(tmp_path, style="strokes")[0]
     bent_file, bent_meta = glyphs.cache_files(tmp_path, style="strokes", params=bent)
@@ -286,7 +265,7 @@ def test_other_stroke_parameters_have_their_own_cache_and_never_replace_the_defa
     assert glyphs.cache_files(tmp_path, style="strokes", params=dict(glyphs.STROKE_PARAMS))[0] == default_file
     plain = glyphs.load_or_build(root=tmp_path, style="strokes")
     wavy = glyphs.load_or_build(root=tmp_path, style="strokes", params=bent)
-    assert calls == [None, bent] and not np.array_equal(plain["images"], wavy["images"])
+    assert [c["params"] for c in calls] == [None, bent] and not np.array_equal(plain["images"], wavy["images"])
     # each is read back from its own file: no rebuild, and the default drawings are still the default
     again = load_glyphs("all", root=tmp_path, style="strokes")
     again_bent = load_glyphs("all", root=tmp_path, style="strokes", params=bent)

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from helpers import small_glyph_builds
 
 from metakit.datasets import ImageClassDataset
 from metakit.metric.handwriting import TESTS, format_report, handwriting_experiment, merge
@@ -58,15 +59,8 @@ def test_the_experiment_trains_on_deformed_episodes_when_asked(glyphs_background
 
 
 def test_fresh_build_returns_the_splits_of_the_stroke_parameters_it_was_given(monkeypatch):
-    from metakit import glyphs
     from metakit.metric.handwriting import fresh_build
-    real = glyphs.build
-
-    def small(seed=0, progress=True, style="fonts", params=None, sources="matplotlib"):
-        return real(seed=seed, renderings=2, alphabets=["Ogham", "Old_Italic"], progress=False, style=style,
-                    params=params, sources=sources)
-
-    monkeypatch.setattr(glyphs, "build", small)
+    small_glyph_builds(monkeypatch, ["Ogham", "Old_Italic"])
     _, data, background, evaluation = fresh_build(style="strokes", params={"bend": 1.5}, progress=False)
     _, plain, *_ = fresh_build(style="strokes", progress=False)
     assert not torch.equal(torch.as_tensor(data["images"]), torch.as_tensor(plain["images"]))
