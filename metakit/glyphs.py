@@ -618,7 +618,7 @@ def load_or_build(root=None, seed: int = 0, rebuild: bool = False, progress: boo
     experiments) override ``STROKE_PARAMS``; other amounts have a cache of their own, which
     records them, so they never replace the default drawings."""
     _check_style(style)
-    cache_files(root, seed, style, sources, params)  # unknown or misplaced parameters fail before any work
+    data_file, meta_file = cache_files(root, seed, style, sources, params)  # bad parameters fail before any work
     if not rebuild:
         try:
             return check_cache(root, seed, style, sources, params)
@@ -627,7 +627,6 @@ def load_or_build(root=None, seed: int = 0, rebuild: bool = False, progress: boo
                 warnings.warn(f"Rebuilding the glyph cache: {why}.", stacklevel=3)
     start = time.perf_counter()
     data = build(seed=seed, progress=progress, style=style, params=params, sources=sources)
-    data_file, meta_file = cache_files(root, seed, style, sources, params)
     data_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = data_file.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **data)
