@@ -4,6 +4,7 @@ mode, and the benchmarks' short versions, with ``METAKIT_DEVICE`` set, timed.
     python benchmarks/gpu_check.py                   # on cuda (make gpu-check)
     python benchmarks/gpu_check.py --device cpu      # the same on the CPU, for the reference column
     python benchmarks/gpu_check.py --notebooks 03,04 --benchmarks metric
+    python benchmarks/gpu_check.py --only device_check,nb01,glyphs    # any parts, by name
 
 Prints one table: each part's seconds here, the same part's seconds in the CPU runs recorded in
 ``benchmarks/RESULTS.md`` (the ``RESULT device=cpu ...`` lines of its "gpu-check" section, the
@@ -75,6 +76,8 @@ def main():
     p.add_argument("--benchmarks", default="all", help="comma-separated names, all, or none")
     p.add_argument("--timeout", type=int, default=600, help="seconds per notebook or benchmark")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip python -m metakit.train")
+    p.add_argument("--only", default="all", help="comma-separated part names to run (device_check, train_cli, "
+                   "determinism, nb03, metric, ...), all by default; for splitting a run across processes")
     args = p.parse_args()
     os.environ.update(METAKIT_DEVICE=args.device, METAKIT_QUICK="1", MPLBACKEND="agg")
     parts = [("device_check", lambda: run_benchmark_tests(args.timeout))]
@@ -87,6 +90,11 @@ def main():
     for name, extra in BENCHMARKS.items():
         if args.benchmarks == "all" or name in args.benchmarks.split(","):
             parts.append((name, lambda name=name, extra=extra: run_benchmark(name, extra, args.timeout)))
+    if args.only != "all":
+        only, names = args.only.split(","), [name for name, _ in parts]
+        if unknown := [name for name in only if name not in names]:
+            p.error(f"--only: {', '.join(unknown)} not among this run's parts ({', '.join(names)})")
+        parts = [(name, run) for name, run in parts if name in only]
     ref, seconds, failed = reference(args.device), {}, []
     print(f"{'part':<20} {args.device + ' s':>9} {'cpu s':>8}  result", flush=True)
     for name, run in parts:
