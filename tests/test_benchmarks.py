@@ -131,6 +131,7 @@ def test_seeds_benchmark_rejects_an_unknown_gap():
 def test_gpu_check_only_rejects_a_part_it_does_not_have():
     # --only splits a GPU run across processes; a misspelt part must not silently run nothing
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_check.py"), "--device", "cpu", "--no-train",
-                           "--notebooks", "01", "--only", "nb01,nb02,determinsm"], capture_output=True, text=True)
+                           "--notebooks", "01", "--only", "nb01,nb02,determinsm"], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 2
     assert "nb02, determinsm not among this run's parts" in proc.stderr and "nb01" in proc.stderr
